@@ -1,0 +1,310 @@
+"""The event hub: publish = journal first, then fan-out by cursor (SPEC 2, 4.4).
+
+Publishing is synchronous: the hub stamps sequence numbers, appends the
+encoded events to the journal (write ahead), keeps them in a bounded
+in-memory history and wakes every waiting subscriber. It never waits on a
+subscriber, so subscribers cannot slow the agent.
+
+A subscriber is a *cursor*: the last seq it was sent. It reads forward
+from the in-memory history, or from the journal when it has fallen behind
+the history, and gets an explicit gap only for events that are gone from
+both. Its "live queue" is the shared history itself: a subscriber further
+than `LIVE_QUEUE_EVENTS` behind is *catching up*. Memory per subscriber is
+a cursor and a filter, whatever the output rate.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from agentwatch.errors import JournalError
+from agentwatch.events import (
+    PROCESS_OUTPUT,
+    SYSTEM_ALERT,
+    EventBatch,
+    decode_meta,
+    encode_event,
+    encode_output,
+    format_timestamp,
+)
+from agentwatch.journal import Journal, read_journal
+from agentwatch.proto.lines import Segment
+
+HISTORY_MAX_EVENTS = 200_000  # in-memory tail of the journal, in events
+HISTORY_MAX_BYTES = 64 * 1024 * 1024  # ... and in encoded bytes
+LIVE_QUEUE_EVENTS = 10_000  # a subscriber further behind than this is catching up
+READ_MAX_EVENTS = 1024  # events handed to a transport per read
+READ_MAX_BYTES = 1024 * 1024  # bytes handed to a transport per read (< 1 MiB frames)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which events a subscription wants; ``None`` means any."""
+
+    process_ids: frozenset[str] | None = None
+    types: frozenset[str] | None = None
+    stream: str | None = None
+
+    def matches(self, type_: str, process_id: str | None, stream: str | None) -> bool:
+        """Whether an event with these routing fields passes."""
+        if self.types is not None and type_ not in self.types:
+            return False
+        if self.process_ids is not None and process_id not in self.process_ids:
+            return False
+        return not (self.stream is not None and type_ == PROCESS_OUTPUT
+                    and stream != self.stream)
+
+    def matches_batch(self, b: EventBatch) -> bool:
+        """Whether the events of a batch pass."""
+        return self.matches(b.type, b.process_id, b.stream)
+
+
+@dataclass(slots=True)
+class Read:
+    """What one `Hub.read` returns."""
+
+    batches: list[EventBatch]
+    cursor: int
+    gap: tuple[int, int] | None = None
+
+    @property
+    def count(self) -> int:
+        """Number of events in the batches."""
+        return sum(b.count for b in self.batches)
+
+
+@dataclass(slots=True)
+class Client:
+    """A connected subscriber, as listed by ``GET /api/clients``."""
+
+    client_id: str
+    transport: str
+    remote: str
+    user_id: str | None = None
+    connected_at: str = ""
+    subscriptions: list[str] = field(default_factory=list)
+    cursor: int = 0
+    catching_up: bool = False
+    sent: int = 0
+
+    def as_json(self, last_seq: int) -> dict[str, Any]:
+        """The wire form of SPEC 4 (``/api/clients``)."""
+        return {
+            "clientId": self.client_id,
+            "transport": self.transport,
+            "userId": self.user_id,
+            "remote": self.remote,
+            "connectedAt": self.connected_at,
+            "subscriptions": list(self.subscriptions),
+            "queued": max(last_seq - self.cursor, 0),
+            "catchingUp": self.catching_up,
+        }
+
+
+class Hub:
+    """Sequence, journal, history and wake-ups for every event of a run."""
+
+    def __init__(
+        self,
+        journal: Journal | None,
+        *,
+        now: Callable[[], float] = time.time,
+        history_events: int = HISTORY_MAX_EVENTS,
+        history_bytes: int = HISTORY_MAX_BYTES,
+        on_journal_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.now = now
+        self.last_seq = 0
+        self.closed = False
+        self.clients: dict[str, Client] = {}
+        self.events_published = 0
+        self.events_sent = 0
+        self.catchups = 0
+        self._history_events = history_events
+        self._history_bytes = history_bytes
+        self._batches: deque[EventBatch] = deque()
+        self._firsts: deque[int] = deque()
+        self._mem_events = 0
+        self._mem_bytes = 0
+        self._changed = trio.Event()
+        self._on_journal_error = on_journal_error
+        self._journal_alerted = False
+
+    # ---- publishing -------------------------------------------------------
+
+    def publish(self, type_: str, process_id: str | None, fields: dict[str, Any]) -> int:
+        """Publish one event; return its seq."""
+        seq = self.last_seq + 1
+        line = encode_event(seq, type_, format_timestamp(self.now()), process_id, fields)
+        self._commit(EventBatch(seq, 1, type_, process_id, None, line))
+        return seq
+
+    def publish_output(self, process_id: str, stream: str, segments: list[Segment]) -> int:
+        """Publish a chunk of output lines (one timestamp); return the last seq."""
+        if not segments:
+            return self.last_seq
+        buf = bytearray()
+        first = self.last_seq + 1
+        n = encode_output(buf, first, format_timestamp(self.now()), process_id, stream, segments)
+        self._commit(EventBatch(first, n, PROCESS_OUTPUT, process_id, stream, bytes(buf)))
+        return first + n - 1
+
+    def _commit(self, batch: EventBatch) -> None:
+        journal = self.journal
+        failed = None
+        if journal is not None and journal.failed is None:
+            try:
+                journal.append(batch.data, batch.first_seq, batch.last_seq)
+            except JournalError as exc:
+                failed = str(exc)
+        self.last_seq = batch.last_seq
+        self.events_published += batch.count
+        self._remember(batch)
+        self._changed.set()
+        self._changed = trio.Event()
+        if failed is not None and not self._journal_alerted:
+            self._journal_alerted = True
+            if self._on_journal_error is not None:
+                self._on_journal_error(failed)
+            self.publish(SYSTEM_ALERT, None,
+                         {"level": "error", "message": failed, "code": "journal-error"})
+
+    def _remember(self, batch: EventBatch) -> None:
+        self._batches.append(batch)
+        self._firsts.append(batch.first_seq)
+        self._mem_events += batch.count
+        self._mem_bytes += batch.nbytes
+        while len(self._batches) > 1 and (
+            self._mem_events > self._history_events or self._mem_bytes > self._history_bytes
+        ):
+            old = self._batches.popleft()
+            self._firsts.popleft()
+            self._mem_events -= old.count
+            self._mem_bytes -= old.nbytes
+
+    def close(self) -> None:
+        """No more events: wake every waiter so that followers can finish."""
+        self.closed = True
+        self._changed.set()
+
+    # ---- reading ----------------------------------------------------------
+
+    @property
+    def memory_first_seq(self) -> int:
+        """The oldest seq held in memory (``last_seq + 1`` when none)."""
+        return self._firsts[0] if self._firsts else self.last_seq + 1
+
+    async def wait_beyond(self, seq: int) -> None:
+        """Return once an event after ``seq`` exists, or the hub is closed."""
+        while self.last_seq <= seq and not self.closed:
+            await self._changed.wait()
+
+    def read(self, cursor: int, flt: Filter, max_events: int = READ_MAX_EVENTS,
+             max_bytes: int = READ_MAX_BYTES) -> Read:
+        """Events after ``cursor`` that pass ``flt``, from memory or journal."""
+        if cursor >= self.last_seq:
+            return Read([], cursor)
+        mem_first = self.memory_first_seq
+        if cursor + 1 < mem_first:
+            journal = self.journal
+            if journal is not None and journal.covers(cursor + 1):
+                lines = journal.read_after(cursor, max_bytes)
+                if lines:
+                    return self._from_lines(lines, flt)
+            return Read([], mem_first - 1, gap=(cursor + 1, mem_first - 1))
+        out: list[EventBatch] = []
+        count = size = 0
+        i = max(bisect.bisect_right(self._firsts, cursor + 1) - 1, 0)
+        batches = self._batches
+        for j in range(i, len(batches)):
+            b = batches[j]
+            if b.last_seq <= cursor:
+                continue
+            if flt.matches_batch(b):
+                part = b.since(cursor)
+                if count + part.count > max_events:
+                    part = part.head(max(max_events - count, 1))
+                out.append(part)
+                count += part.count
+                size += part.nbytes
+                cursor = part.last_seq
+            else:
+                cursor = b.last_seq
+            if count >= max_events or size >= max_bytes:
+                break
+        return Read(out, cursor)
+
+    def _from_lines(self, lines: list[bytes], flt: Filter) -> Read:
+        out: list[EventBatch] = []
+        cursor = 0
+        for line in lines:
+            meta = decode_meta(line)
+            cursor = meta.seq
+            if not flt.matches(meta.type, meta.processId, meta.stream):
+                continue
+            last = out[-1] if out else None
+            if (last is not None and last.type == meta.type and last.process_id == meta.processId
+                    and last.stream == meta.stream and last.last_seq + 1 == meta.seq):
+                last.count += 1
+                last.data += line + b"\n"
+            else:
+                out.append(EventBatch(meta.seq, 1, meta.type, meta.processId, meta.stream,
+                                      line + b"\n"))
+        return Read(out, cursor)
+
+    def tail_cursor(self, flt: Filter, n: int) -> int:
+        """The cursor from which exactly the last ``n`` matching events follow."""
+        if n <= 0:
+            return self.last_seq
+        need = n
+        for b in reversed(self._batches):
+            if flt.matches_batch(b):
+                if b.count >= need:
+                    return b.first_seq + (b.count - need) - 1
+                need -= b.count
+        mem_first = self.memory_first_seq
+        if self.journal is None or not self.journal.covers(1):
+            return max(mem_first - 1, 0) if mem_first > 1 else 0
+        seqs: deque[int] = deque(maxlen=need)
+        for line in read_journal(self.journal.path):
+            meta = decode_meta(line)
+            if meta.seq >= mem_first:
+                break
+            if flt.matches(meta.type, meta.processId, meta.stream):
+                seqs.append(meta.seq)
+        return seqs[0] - 1 if len(seqs) == need else 0
+
+    # ---- clients ----------------------------------------------------------
+
+    def register(self, client: Client) -> None:
+        """Record a connected subscriber."""
+        client.connected_at = client.connected_at or format_timestamp(self.now())
+        self.clients[client.client_id] = client
+
+    def unregister(self, client: Client) -> None:
+        """Forget a subscriber."""
+        self.clients.pop(client.client_id, None)
+
+    def note_progress(self, client: Client, cursor: int, sent: int) -> None:
+        """Update a subscriber's cursor after a send, and its catch-up state."""
+        client.cursor = cursor
+        client.sent += sent
+        self.events_sent += sent
+        behind = self.last_seq - cursor > LIVE_QUEUE_EVENTS or cursor + 1 < self.memory_first_seq
+        if behind and not client.catching_up:
+            self.catchups += 1
+        client.catching_up = behind
+
+
+def iter_lines(batches: Iterable[EventBatch]) -> Iterable[bytes]:
+    """Every encoded event of these batches, without line breaks."""
+    for b in batches:
+        yield from b.lines()

@@ -1,0 +1,123 @@
+"""The single writer of the JSONL journal (SPEC 2), and replay by seq.
+
+Writes are plain ``os.write`` calls on an ``O_APPEND`` descriptor, made
+synchronously by the hub before any subscriber sees the events (write
+ahead). They land in the page cache, so they cost microseconds and never
+wait on a subscriber; a failure (disk full, permission) raises
+`JournalError` and the hub turns it into an alert.
+
+Replay keeps a sparse index of ``(seq, offset)`` pairs, one entry at least
+every `INDEX_STRIDE_BYTES`, and reads with ``os.pread`` from the nearest
+entry; memory stays small whatever the length of the run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from agentwatch.errors import JournalError
+from agentwatch.events import seq_of_line
+
+INDEX_STRIDE_BYTES = 64 * 1024  # one index entry per 64 KiB of journal
+READ_CHUNK_BYTES = 256 * 1024  # replay reads this much at a time
+
+
+class Journal:
+    """An append-only JSON Lines file of events with replay by seq."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+        self._size = 0
+        self._index_seqs: list[int] = []
+        self._index_offsets: list[int] = []
+        self._last_indexed = -INDEX_STRIDE_BYTES
+        self.failed: str | None = None  # error message once a write failed
+        self.first_seq = 0  # first seq written (0: none yet)
+        self.last_seq = 0  # last seq written
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    def open(self) -> None:
+        """Create the directory and the file (mode 0600); raise JournalError."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                               0o600)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc.strerror}") from exc
+
+    def append(self, data: bytes, first_seq: int, last_seq: int) -> None:
+        """Append encoded event lines; raise JournalError on failure."""
+        if self.failed is not None:
+            raise JournalError(self.failed)
+        offset = self._size
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+                self._size += n
+        except OSError as exc:
+            self.failed = f"journal write failed: {exc.strerror} ({self.path})"
+            raise JournalError(self.failed) from exc
+        if offset - self._last_indexed >= INDEX_STRIDE_BYTES:
+            self._index_seqs.append(first_seq)
+            self._index_offsets.append(offset)
+            self._last_indexed = offset
+        if not self.first_seq:
+            self.first_seq = first_seq
+        self.last_seq = last_seq
+
+    def covers(self, seq: int) -> bool:
+        """Whether event ``seq`` can be read back from this journal."""
+        return bool(self._index_seqs) and self.first_seq <= seq <= self.last_seq
+
+    def read_after(self, seq: int, max_bytes: int = READ_CHUNK_BYTES) -> list[bytes]:
+        """Encoded events with seq > ``seq`` (about ``max_bytes`` of them)."""
+        if not self._index_seqs:
+            return []
+        i = max(bisect.bisect_right(self._index_seqs, seq + 1) - 1, 0)
+        offset = self._index_offsets[i]
+        out: list[bytes] = []
+        taken = 0
+        tail = b""
+        with open(self.path, "rb") as f:
+            while offset < self._size and taken < max_bytes:
+                block = tail + os.pread(f.fileno(), READ_CHUNK_BYTES, offset)
+                if len(block) == len(tail):
+                    break
+                offset += len(block) - len(tail)
+                lines = block.split(b"\n")
+                tail = lines.pop()
+                for line in lines:
+                    if line and seq_of_line(line) > seq:
+                        out.append(line)
+                        taken += len(line)
+        return out
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read_journal(path: Path) -> Iterator[bytes]:
+    """Every complete event line of a journal file (a cut last line is skipped)."""
+    try:
+        with open(path, "rb") as f:
+            tail = b""
+            while block := f.read(READ_CHUNK_BYTES):
+                lines = (tail + block).split(b"\n")
+                tail = lines.pop()
+                yield from (line for line in lines if line)
+    except OSError as exc:
+        raise JournalError(f"cannot read journal {path}: {exc.strerror}") from exc
