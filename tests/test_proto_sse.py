@@ -4,11 +4,12 @@ random, and encode -> parse round trips."""
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentwatch.errors import ProtocolError
@@ -126,7 +127,12 @@ PARSE_CASES: list[tuple[bytes, list[SSEMessage], str | None, int | None]] = [
     (b"id: a:b\ndata: x\n\n", [M("x", id="a:b")], "a:b", None),
     # retry applies when all ASCII digits, and stays in effect
     (b"retry: 1000\n\ndata: x\n\n", [M("x", retry=1000)], None, 1000),
-    (b"retry: 1000\ndata: x\n\nretry: 5\ndata: y\n\n", [M("x", retry=1000), M("y", retry=5)], None, 5),
+    (
+        b"retry: 1000\ndata: x\n\nretry: 5\ndata: y\n\n",
+        [M("x", retry=1000), M("y", retry=5)],
+        None,
+        5,
+    ),
     (b"retry: 10a\n\nretry: -1\nretry: 1.5\nretry:\nretry\ndata: x\n\n", [M("x")], None, None),
     (b"retry: 100\nretry:  200\ndata: x\n\n", [M("x", retry=100)], None, 100),
     ("retry: ١٢\ndata: x\n\n".encode(), [M("x")], None, None),
@@ -176,10 +182,11 @@ def test_parse_bytewise(
 
 def cut(stream: bytes, points: list[int]) -> list[bytes]:
     bounds = [0, *sorted(points), len(stream)]
-    return [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @pytest.mark.parametrize(("stream", "expected", "last_id", "retry"), PARSE_CASES)
+@settings(max_examples=30)  # per case: ~1500 cut streams in all
 @given(data=st.data())
 def test_parse_random_cuts(
     stream: bytes,
@@ -227,6 +234,7 @@ blocks = st.lists(
 )
 
 
+@settings(max_examples=300)
 @given(blocks=blocks, data=st.data())
 def test_round_trip(
     blocks: list[tuple[str, str | None, int | str | None] | str], data: st.DataObject
@@ -247,9 +255,7 @@ def test_round_trip(
             stream += encode_event(text.encode(), event=event, id=id)
             if id is not None and str(id):
                 last_id = str(id)
-            expected.append(
-                M(re.sub(r"\r\n|\r", "\n", text), event or "message", last_id, retry)
-            )
+            expected.append(M(re.sub(r"\r\n|\r", "\n", text), event or "message", last_id, retry))
     points = data.draw(st.lists(st.integers(0, len(stream)), max_size=10))
     out, parser = feed_all(cut(stream, points))
     assert out == expected
@@ -265,6 +271,8 @@ def test_module_is_pure() -> None:
         alias.name.split(".")[0]
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
     }
     assert imported <= {"__future__", "codecs", "re", "dataclasses", "agentwatch"}

@@ -44,8 +44,8 @@ __all__ = [
 MAX_PROCESS_ID_CHARS = 200
 
 # Custom type names become SSE ``event:`` lines and Socket.IO event names, so
-# they are one short token: no spaces, no line breaks.
-_CUSTOM_TYPE = re.compile(r"x-[A-Za-z0-9][A-Za-z0-9_.:-]{0,98}")
+# they are one short token (at most 100 characters): no spaces, no line breaks.
+_CUSTOM_TYPE = re.compile(r"x-[A-Za-z0-9][A-Za-z0-9_.:-]{0,97}")
 
 # Fields the server assigns (a publisher's values are dropped), and the two
 # common fields validate_publish handles itself.
@@ -89,6 +89,12 @@ class Ping:
 ClientMessage = Subscribe | Unsubscribe | Publish | Ping
 
 
+def _show(value: object) -> str:
+    """A peer's value for an error message, cut short: replies stay small."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _invalid(message: str, code: str = "invalid-field") -> ProtocolError:
     return ProtocolError(message, status=400, code=code)
 
@@ -110,7 +116,7 @@ def _count(obj: dict[str, Any], key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _invalid(f"{key} must be a non-negative integer, not {value!r}")
+        raise _invalid(f"{key} must be a non-negative integer, not {_show(value)}")
     return value
 
 
@@ -163,14 +169,14 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     """
     try:
         obj = msgspec.json.decode(text)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeError) as exc:
         raise _invalid(f"message is not valid JSON: {exc}", "invalid-json") from None
     if not isinstance(obj, dict):
         raise _invalid("message must be a JSON object", "invalid-json")
     op = obj.get("op")
     handler = _OPS.get(op) if isinstance(op, str) else None
     if handler is None:
-        what = "message needs an 'op'" if op is None else f"unknown op {op!r}"
+        what = "message needs an 'op'" if op is None else f"unknown op {_show(op)}"
         raise _invalid(f"{what} (one of: {', '.join(_OPS)})", "unknown-op")
     return handler(obj)
 
@@ -182,9 +188,9 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
 def _string(event: dict[str, Any], key: str, *, choices: tuple[str, ...] = ()) -> str:
     value = event.get(key)
     if not isinstance(value, str) or not value:
-        raise _invalid(f"{key} must be a non-empty string, not {value!r}")
+        raise _invalid(f"{key} must be a non-empty string, not {_show(value)}")
     if choices and value not in choices:
-        raise _invalid(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        raise _invalid(f"{key} must be one of {', '.join(choices)}, not {_show(value)}")
     return value
 
 
@@ -193,7 +199,7 @@ def _optional(event: dict[str, Any], key: str, kind: type) -> None:
         del event[key]
     elif key in event and not isinstance(event[key], kind):
         what = "an object" if kind is dict else "a string"
-        raise _invalid(f"{key} must be {what}, not {event[key]!r}")
+        raise _invalid(f"{key} must be {what}, not {_show(event[key])}")
 
 
 def _task_assigned(event: dict[str, Any]) -> None:
@@ -212,7 +218,7 @@ def _task_completed(event: dict[str, Any]) -> None:
 def _system_alert(event: dict[str, Any]) -> None:
     _string(event, "level", choices=("info", "warning", "error"))
     if not isinstance(event.get("message"), str):
-        raise _invalid(f"message must be a string, not {event.get('message')!r}")
+        raise _invalid(f"message must be a string, not {_show(event.get('message'))}")
     _optional(event, "code", str)
 
 
@@ -237,7 +243,7 @@ def validate_publish(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(kind, str) or not kind:
         raise _invalid("event needs a string 'type'", "invalid-type")
     if kind.startswith("process-"):
-        raise _invalid(f"{kind!r} is reserved to the supervisor", "reserved-type")
+        raise _invalid(f"{_show(kind)} is reserved to the supervisor", "reserved-type")
     process_id = event.get("processId")
     if process_id is not None:
         process_id = _process_id(process_id)
@@ -246,13 +252,12 @@ def validate_publish(event: dict[str, Any]) -> dict[str, Any]:
         check, allowed = _PUBLISHABLE[kind]
         extra = sorted(set(own) - allowed)
         if extra:
-            raise _invalid(
-                f"unknown field(s) for {kind}: {', '.join(extra)} (put extra data under 'data')"
-            )
+            hint = " (put extra data under 'data')" if "data" in allowed else ""
+            raise _invalid(f"unknown field(s) for {kind}: {_show(', '.join(extra))}{hint}")
         check(own)
     elif not _CUSTOM_TYPE.fullmatch(kind):
         raise _invalid(
-            f"cannot publish type {kind!r}: use task-assigned, task-completed, "
+            f"cannot publish type {_show(kind)}: use task-assigned, task-completed, "
             "system-alert or a custom x-name (letters, digits, '_', '.', ':', '-')",
             "invalid-type",
         )

@@ -1,0 +1,268 @@
+"""Starting children and ending process trees (SPEC 5), Linux first.
+
+Children are forked from the main thread with ``subprocess.Popen``: a
+`PR_SET_PDEATHSIG` set in the child fires when the *forking thread* exits,
+and trio's worker threads exit after 10 s idle (NOTES.md). Each child gets
+its own process group. A small `Watchdog` process, in its own session,
+holds the read end of a pipe that only agentwatch can write: if agentwatch
+dies, even by SIGKILL, the read returns EOF and the watchdog SIGKILLs every
+registered process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import signal
+import struct
+import subprocess
+import sys
+import termios
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from agentwatch.config import StdinMode
+from agentwatch.errors import SpawnError
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+F_SETPIPE_SZ = 1031
+PIPE_BYTES = 1024 * 1024  # larger pipes: fewer wake-ups for chatty agents
+DEFAULT_WINSIZE = (40, 120)  # rows, columns when agentwatch has no terminal
+
+_WATCHDOG_CODE = r"""
+import os, signal, sys
+groups = set()
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+f = sys.stdin.buffer
+for line in iter(f.readline, b""):
+    line = line.strip()
+    if line[:1] == b"+": groups.add(int(line[1:]))
+    elif line[:1] == b"-": groups.discard(int(line[1:]))
+for g in groups:
+    try: os.killpg(g, signal.SIGKILL)
+    except OSError: pass
+"""
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux) so tree kills can find them."""
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+class Watchdog:
+    """A helper process that kills registered process groups if we die."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the watchdog (no-op where it cannot work)."""
+        if not sys.platform.startswith("linux"):
+            return
+        self._proc = subprocess.Popen(
+            [sys.executable, "-S", "-c", _WATCHDOG_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+    def _send(self, line: bytes) -> None:
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.write(line)
+                self._proc.stdin.flush()
+
+    def add(self, pgid: int) -> None:
+        """Kill this group if agentwatch dies."""
+        self._send(b"+%d\n" % pgid)
+
+    def remove(self, pgid: int) -> None:
+        """Stop watching this group."""
+        self._send(b"-%d\n" % pgid)
+
+    def close(self) -> None:
+        """Stop the watchdog without killing anything."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.kill()
+        with contextlib.suppress(OSError):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)
+
+
+@dataclass
+class Spawned:
+    """A started child and the read ends of its output."""
+
+    popen: subprocess.Popen[bytes]
+    stdout_fd: int
+    stderr_fd: int
+    pidfd: int
+    tty: bool
+
+    @property
+    def pid(self) -> int:
+        """The child's pid (also its process group id)."""
+        return self.popen.pid
+
+
+def _winsize() -> tuple[int, int]:
+    for fd in (0, 1, 2):
+        with contextlib.suppress(OSError):
+            rows, cols = os.get_terminal_size(fd).lines, os.get_terminal_size(fd).columns
+            if rows and cols:
+                return rows, cols
+    return DEFAULT_WINSIZE
+
+
+def _make_preexec(take_terminal: bool) -> Callable[[], None]:
+    libc = _libc()
+
+    def preexec() -> None:  # runs in the child, after setpgid
+        if libc is not None:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        if take_terminal:
+            old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            with contextlib.suppress(OSError):
+                os.tcsetpgrp(0, os.getpgrp())
+            signal.signal(signal.SIGTTOU, old)
+
+    return preexec
+
+
+def owns_terminal() -> bool:
+    """Whether our stdin is a terminal whose foreground group is ours."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def take_back_terminal() -> None:
+    """Make our process group the terminal's foreground group again."""
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(0, os.getpgrp())
+    finally:
+        signal.signal(signal.SIGTTOU, old)
+
+
+def _grow_pipe(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def spawn(
+    argv: Iterable[str],
+    *,
+    cwd: str | None,
+    env: dict[str, str],
+    stdin: StdinMode,
+    tty: bool,
+    take_terminal: bool = False,
+) -> Spawned:
+    """Start ``argv`` in its own process group; raise `SpawnError` on failure."""
+    argv = list(argv)
+    out_r, out_w = os.openpty() if tty else os.pipe()
+    err_r, err_w = os.pipe()
+    if tty:
+        rows, cols = _winsize()
+        fcntl.ioctl(out_w, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    else:
+        _grow_pipe(out_w)
+    _grow_pipe(err_w)
+    try:
+        popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL if stdin is StdinMode.DEVNULL else None,
+            stdout=out_w,
+            stderr=err_w,
+            close_fds=True,
+            process_group=0,
+            preexec_fn=_make_preexec(take_terminal),
+        )
+    except FileNotFoundError as exc:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
+        where = f" (in {cwd})" if cwd and not os.path.isdir(cwd) else ""
+        raise SpawnError(f"command not found: {argv[0]}{where}", exit_code=127) from exc
+    except (PermissionError, OSError) as exc:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
+        code = 126 if isinstance(exc, PermissionError) or exc.errno == errno.ENOEXEC else 127
+        raise SpawnError(f"cannot execute {argv[0]}: {exc.strerror}", exit_code=code) from exc
+    os.close(out_w)
+    os.close(err_w)
+    pidfd = os.pidfd_open(popen.pid)
+    return Spawned(popen, out_r, err_r, pidfd, tty)
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; False if it is gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+def tree_pids(pid: int) -> list[int]:
+    """The pids of ``pid``'s descendants (psutil), deepest last."""
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def kill_tree(pid: int, pgid: int, extra: Iterable[int] = ()) -> None:
+    """SIGKILL a process, its descendants and its process group."""
+    pids = {pid, *tree_pids(pid), *extra}
+    signal_group(pgid, signal.SIGKILL)
+    for p in pids:
+        with contextlib.suppress(OSError):
+            os.kill(p, signal.SIGKILL)
+
+
+def reap_orphans(managed: set[int]) -> None:
+    """Reap adopted descendants (we are a subreaper) that are not managed."""
+    import psutil
+
+    try:
+        kids = psutil.Process().children()
+    except psutil.Error:
+        return
+    for k in kids:
+        if k.pid in managed:
+            continue
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(k.pid, os.WNOHANG)

@@ -1,0 +1,548 @@
+"""Spawn, pump pipes, stop, restart and watch supervised processes (SPEC 5).
+
+One `Supervisor` owns every process of a run. `serve_process` runs one
+process's whole life (starts, restarts with backoff, final exit) and
+returns the exit status `agentwatch run` should give. Control requests
+(`stop`, `restart`, `send_signal`, `forward_signal`, `kill_all`) are
+synchronous and act through each process's wait scope.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import os
+import signal
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from agentwatch import spawn as sp
+from agentwatch.config import AgentSpec, StdinMode
+from agentwatch.errors import ProtocolError, SpawnError
+from agentwatch.events import (
+    PROCESS_ERROR,
+    PROCESS_RESUMED,
+    PROCESS_STARTED,
+    PROCESS_STATS,
+    PROCESS_STOPPED,
+    PROCESS_WAITING,
+    SYSTEM_ALERT,
+    format_timestamp,
+)
+from agentwatch.hub import Hub
+from agentwatch.policy import Backoff, GiveUp, decide
+from agentwatch.proto.lines import LineSplitter, count_events
+
+READ_BYTES = 1024 * 1024  # one read drains up to a whole (enlarged) pipe
+PARTIAL_FLUSH_S = 0.5  # SPEC 1: pending bytes without newline are flushed after this
+DRAIN_AFTER_EXIT_S = 0.5  # SPEC 1: output of leftover grandchildren waited for
+WAITING_SILENCE_S = 2.0  # SPEC 5: silent this long and reading stdin = waiting
+WAITING_POLL_S = 0.25  # how often a silent agent's syscall is checked
+MEMORY_POLL_S = 1.0  # how often the tree's RSS is checked under --max-memory
+
+
+class ProcState(enum.Enum):
+    """The states of SPEC 4 (`/api/processes`)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    WAITING = "waiting"
+    STOPPING = "stopping"
+    RESTARTING = "restarting"
+    EXITED = "exited"
+    FAILED = "failed"
+
+
+ACTIVE = (ProcState.RUNNING, ProcState.WAITING)
+SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
+
+
+def parse_signal(text: str | int) -> int:
+    """``TERM``, ``SIGTERM``, ``15`` -> 15; raise ProtocolError otherwise."""
+    if isinstance(text, int) or (isinstance(text, str) and text.isdigit()):
+        num = int(text)
+        if num in SIGNAL_NAMES:
+            return num
+    elif isinstance(text, str):
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal.Signals, name, None)
+        if isinstance(sig, signal.Signals):
+            return int(sig)
+    raise ProtocolError(f"unknown signal {text!r}", status=400, code="invalid-signal")
+
+
+@dataclass
+class ManagedProcess:
+    """One supervised process and everything `/api/processes` shows of it."""
+
+    spec: AgentSpec
+    state: ProcState = ProcState.STARTING
+    pid: int | None = None
+    started_at: str | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    restarts: int = 0
+    last_seq: int = 0
+    lines: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
+    bytes: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
+    stats: dict[str, Any] | None = None
+    status: int | None = None  # the exit status `run` gives, once final
+    stop_reason: str | None = None  # user, signal, timeout, memory, restart
+    last_output: float = 0.0
+    started_clock: float = 0.0
+    idle_alerted: bool = False
+    memory_alerted: bool = False
+    running_event: trio.Event = field(default_factory=trio.Event)
+    done_event: trio.Event = field(default_factory=trio.Event)
+    _wait_scope: trio.CancelScope | None = None
+
+    @property
+    def name(self) -> str:
+        """The processId."""
+        return self.spec.name
+
+    def as_json(self) -> dict[str, Any]:
+        """The wire form of SPEC 4."""
+        return {
+            "processId": self.name,
+            "pid": self.pid,
+            "state": self.state.value,
+            "command": list(self.spec.command),
+            "cwd": self.spec.cwd or os.getcwd(),
+            "startedAt": self.started_at,
+            "exitCode": self.exit_code,
+            "signal": self.signal,
+            "restarts": self.restarts,
+            "lastSeq": self.last_seq,
+            "lines": dict(self.lines),
+            "stats": self.stats,
+        }
+
+
+def _echo_blocks(fd: int) -> bool:
+    """Whether writing to ``fd`` may block (pipe, socket, terminal)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class Supervisor:
+    """Runs processes, publishes their events to the hub, obeys control requests."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        env: dict[str, str] | None = None,
+        echo: bool = False,
+        watchdog: sp.Watchdog | None = None,
+        take_terminal: bool = False,
+    ) -> None:
+        self.hub = hub
+        self.env = dict(env or {})
+        self.echo = echo
+        self.watchdog = watchdog
+        self.take_terminal = take_terminal
+        self.processes: dict[str, ManagedProcess] = {}
+        self.shutting_down = False
+        self._echo_blocking = {1: _echo_blocks(1), 2: _echo_blocks(2)}
+
+    def add(self, spec: AgentSpec) -> ManagedProcess:
+        """Register a process (state `starting`) before it is served."""
+        if spec.name in self.processes:
+            raise ProtocolError(f"process {spec.name!r} exists", status=409, code="conflict")
+        proc = ManagedProcess(spec)
+        self.processes[spec.name] = proc
+        return proc
+
+    def get(self, name: str) -> ManagedProcess:
+        """The process ``name``; ProtocolError 404 if unknown."""
+        proc = self.processes.get(name)
+        if proc is None:
+            raise ProtocolError(f"unknown process {name!r}", status=404, code="not-found")
+        return proc
+
+    # ---- control ----------------------------------------------------------
+
+    def stop(self, name: str, *, reason: str = "user") -> None:
+        """SIGTERM the process group, SIGKILL the tree after the grace period."""
+        proc = self.get(name)
+        if proc.state in (ProcState.EXITED, ProcState.FAILED):
+            raise ProtocolError(f"process {name!r} is not running", status=409, code="conflict")
+        if proc.state is ProcState.STOPPING:
+            return
+        proc.stop_reason = reason
+        if proc.state in (ProcState.STARTING, ProcState.RESTARTING) or proc.pid is None:
+            proc.state = ProcState.STOPPING
+            if proc._wait_scope is not None:
+                proc._wait_scope.cancel()
+            return
+        proc.state = ProcState.STOPPING
+        sp.signal_group(proc.pid, signal.SIGTERM)
+        self._kill_after(proc, proc.spec.grace)
+
+    def restart(self, name: str) -> None:
+        """Stop the process and start it again at once (no backoff)."""
+        proc = self.get(name)
+        if proc.state is ProcState.STOPPING:
+            raise ProtocolError(f"process {name!r} is stopping", status=409, code="conflict")
+        if proc.state in (ProcState.EXITED, ProcState.FAILED):
+            raise ProtocolError(f"process {name!r} has exited", status=409, code="conflict")
+        self.stop(name, reason="restart")
+
+    def send_signal(self, name: str, sig: int) -> None:
+        """Send ``sig`` to the process group."""
+        proc = self.get(name)
+        if proc.pid is None or proc.state not in (*ACTIVE, ProcState.STOPPING):
+            raise ProtocolError(f"process {name!r} is not running", status=409, code="conflict")
+        sp.signal_group(proc.pid, sig)
+
+    def forward_signal(self, sig: int) -> None:
+        """A signal reached agentwatch: pass it on and stop every process."""
+        self.shutting_down = True
+        for proc in self.processes.values():
+            if proc.state in (ProcState.EXITED, ProcState.FAILED):
+                continue
+            proc.stop_reason = proc.stop_reason or "signal"
+            if proc.pid is not None and proc.state in (*ACTIVE, ProcState.STOPPING):
+                sp.signal_group(proc.pid, sig)
+                if proc.state is not ProcState.STOPPING:
+                    proc.state = ProcState.STOPPING
+                    self._kill_after(proc, proc.spec.grace)
+            else:
+                proc.state = ProcState.STOPPING
+                if proc._wait_scope is not None:
+                    proc._wait_scope.cancel()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process tree now (second Ctrl-C)."""
+        self.shutting_down = True
+        for proc in self.processes.values():
+            proc.stop_reason = proc.stop_reason or "signal"
+            if proc.state not in (ProcState.EXITED, ProcState.FAILED):
+                proc.state = ProcState.STOPPING
+                self._kill_after(proc, 0)
+
+    def _kill_after(self, proc: ManagedProcess, delay: float) -> None:
+        scope = proc._wait_scope
+        if scope is not None:
+            scope.deadline = min(scope.deadline, trio.current_time() + delay)
+
+    # ---- life cycle -------------------------------------------------------
+
+    async def serve_process(
+        self, proc: ManagedProcess, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> int:
+        """Run ``proc`` through starts and restarts; return its exit status."""
+        task_status.started()
+        backoff = Backoff()
+        try:
+            async with trio.open_nursery() as nursery:
+                while True:
+                    if proc.state is ProcState.STOPPING or self.shutting_down:
+                        proc.state = ProcState.EXITED
+                        proc.status = proc.status if proc.status is not None else 0
+                        break
+                    outcome = await self._run_once(proc, nursery)
+                    if outcome is None:  # spawn failed: final
+                        break
+                    rc, uptime = outcome
+                    if not await self._after_exit(proc, rc, uptime, backoff):
+                        break
+                    backoff = self._backoff
+                await self._finish(proc, nursery)
+        finally:
+            proc.done_event.set()
+            proc.running_event.set()
+        assert proc.status is not None
+        return proc.status
+
+    _backoff: Backoff = Backoff()
+
+    async def _after_exit(self, proc: ManagedProcess, rc: int, uptime: float,
+                          backoff: Backoff) -> bool:
+        """Decide on a restart (and wait for it); False when final."""
+        if proc.stop_reason == "restart":
+            proc.stop_reason = None
+            proc.restarts += 1
+            self._backoff = backoff
+            return True
+        action = self._pending_action
+        if isinstance(action, GiveUp):
+            if action.limit_reached:
+                msg = (f"{proc.name} exited {proc.spec.max_restarts + 1} times in a row; "
+                       "not restarting")
+                self.hub.publish(PROCESS_ERROR, proc.name, {"error": msg, "kind": "restart-limit"})
+                self.hub.publish(SYSTEM_ALERT, proc.name,
+                                 {"level": "error", "message": msg, "code": "restart-limit"})
+                proc.state = ProcState.FAILED
+            return False
+        proc.state = ProcState.RESTARTING
+        proc.restarts += 1
+        self._backoff = self._pending_backoff
+        with trio.CancelScope() as scope:
+            proc._wait_scope = scope
+            await trio.sleep(action.delay)
+        proc._wait_scope = None
+        if proc.state is ProcState.STOPPING or self.shutting_down:
+            return False
+        return True
+
+    async def _finish(self, proc: ManagedProcess, nursery: trio.Nursery) -> None:
+        """Kill what is left of the group, let pumps drain, end the nursery."""
+        if proc.pid is not None:
+            sp.kill_tree(proc.pid, proc.pid)
+            if self.watchdog is not None:
+                self.watchdog.remove(proc.pid)
+        with trio.move_on_after(1.0):
+            while nursery.child_tasks:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+    def _child_env(self, proc: ManagedProcess) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(proc.spec.env)
+        env.update(self.env)
+        env["AGENTWATCH_PROCESS_ID"] = proc.name
+        return env
+
+    async def _run_once(self, proc: ManagedProcess,
+                        nursery: trio.Nursery) -> tuple[int, float] | None:
+        spec = proc.spec
+        proc.state = ProcState.STARTING
+        try:
+            child = sp.spawn(
+                spec.command,
+                cwd=spec.cwd,
+                env=self._child_env(proc),
+                stdin=spec.stdin,
+                tty=spec.tty,
+                take_terminal=self.take_terminal and spec.stdin is StdinMode.INHERIT,
+            )
+        except SpawnError as exc:
+            proc.state = ProcState.FAILED
+            proc.status = exc.exit_code
+            proc.last_seq = self.hub.publish(
+                PROCESS_ERROR, proc.name, {"error": str(exc), "kind": "spawn-failed"}
+            )
+            return None
+        if self.watchdog is not None:
+            self.watchdog.add(child.pid)
+        start_wall = time.time()
+        proc.pid = child.pid
+        proc.started_at = format_timestamp(start_wall)
+        proc.started_clock = proc.last_output = trio.current_time()
+        proc.exit_code = proc.signal = None
+        proc.idle_alerted = proc.memory_alerted = False
+        proc.last_seq = self.hub.publish(
+            PROCESS_STARTED,
+            proc.name,
+            {"pid": child.pid, "command": list(spec.command),
+             "cwd": os.path.abspath(spec.cwd or "."), "restarts": proc.restarts},
+        )
+        if proc.state is ProcState.STARTING:
+            proc.state = ProcState.RUNNING
+        proc.running_event.set()
+        out_done, err_done = trio.Event(), trio.Event()
+        nursery.start_soon(self._pump, proc, "stdout", child.stdout_fd, out_done)
+        nursery.start_soon(self._pump, proc, "stderr", child.stderr_fd, err_done)
+        if proc.stop_reason is not None:  # stop requested while starting
+            sp.signal_group(child.pid, signal.SIGTERM)
+        rc = await self._wait_exit(proc, child)
+        duration = time.time() - start_wall
+        with trio.move_on_after(DRAIN_AFTER_EXIT_S):
+            await out_done.wait()
+            await err_done.wait()
+        self._record_exit(proc, rc, duration)
+        return rc, trio.current_time() - proc.started_clock
+
+    async def _wait_exit(self, proc: ManagedProcess, child: sp.Spawned) -> int:
+        async with trio.open_nursery() as watch:
+            watch.start_soon(self._monitor, proc, child.pid)
+            try:
+                while True:
+                    with trio.CancelScope() as scope:
+                        proc._wait_scope = scope
+                        if proc.state is ProcState.STOPPING and proc.stop_reason is not None:
+                            self._kill_after(proc, proc.spec.grace)
+                        await trio.lowlevel.wait_readable(child.pidfd)
+                        break
+                    proc._wait_scope = None
+                    sp.kill_tree(child.pid, child.pid)  # grace period over
+                    # wait for the exit without a deadline now
+                    with trio.CancelScope() as scope:
+                        proc._wait_scope = scope
+                        await trio.lowlevel.wait_readable(child.pidfd)
+                        break
+                rc = child.popen.wait()
+            finally:
+                proc._wait_scope = None
+                with contextlib.suppress(OSError):
+                    os.close(child.pidfd)
+                watch.cancel_scope.cancel()
+        return rc
+
+    def _record_exit(self, proc: ManagedProcess, rc: int, duration: float) -> None:
+        spec = proc.spec
+        if rc < 0:
+            proc.exit_code, proc.signal = None, SIGNAL_NAMES.get(-rc, f"SIG{-rc}")
+            status = 128 - rc
+        else:
+            proc.exit_code, proc.signal, status = rc, None, rc
+        if proc.stop_reason == "timeout":
+            status = 124
+        proc.status = status
+        uptime = trio.current_time() - proc.started_clock
+        stopped = proc.stop_reason in ("user", "signal", "timeout") or self.shutting_down
+        action, new_backoff = decide(
+            spec.restart, failed=rc != 0, stopped_by_user=stopped, state=self._backoff,
+            max_restarts=spec.max_restarts, base_delay=spec.backoff, uptime=uptime,
+        )
+        will_restart = proc.stop_reason == "restart" or not isinstance(action, GiveUp)
+        self._pending_action, self._pending_backoff = action, new_backoff
+        if not will_restart:
+            proc.state = ProcState.EXITED if (rc == 0 or stopped) else ProcState.FAILED
+        proc.last_seq = self.hub.publish(
+            PROCESS_STOPPED,
+            proc.name,
+            {"pid": proc.pid, "exitCode": proc.exit_code, "signal": proc.signal,
+             "durationMs": round(duration * 1000), "willRestart": will_restart},
+        )
+
+    _pending_action: Any = None
+    _pending_backoff: Backoff = Backoff()
+
+    # ---- pumps and monitors ---------------------------------------------------
+
+    def _publish_output(self, proc: ManagedProcess, stream: str, segs: list[Any]) -> None:
+        if not segs:
+            return
+        proc.last_seq = self.hub.publish_output(proc.name, stream, segs)
+        proc.lines[stream] += count_events(segs)
+        proc.last_output = trio.current_time()
+        proc.idle_alerted = False
+        if proc.state is ProcState.WAITING:
+            proc.state = ProcState.RUNNING
+            proc.last_seq = self.hub.publish(PROCESS_RESUMED, proc.name, {})
+
+    async def _pump(self, proc: ManagedProcess, stream: str, fd: int, done: trio.Event) -> None:
+        splitter = LineSplitter(proc.spec.max_line_bytes)
+        reader = trio.lowlevel.FdStream(fd)
+        echo_fd = 1 if stream == "stdout" else 2
+        blocking = self._echo_blocking[echo_fd]
+        pending_since = math.inf
+        try:
+            while True:
+                data = b""
+                with trio.move_on_at(pending_since + PARTIAL_FLUSH_S) as cs:
+                    try:
+                        data = await reader.receive_some(READ_BYTES)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
+                if cs.cancelled_caught:
+                    self._publish_output(proc, stream, splitter.flush_partial())
+                    pending_since = trio.current_time() if splitter.pending else math.inf
+                    continue
+                if not data:
+                    break
+                proc.bytes[stream] += len(data)
+                if self.echo:
+                    await self._echo(echo_fd, data, blocking)
+                self._publish_output(proc, stream, splitter.feed(data))
+                if not splitter.pending:
+                    pending_since = math.inf
+                elif pending_since == math.inf:
+                    pending_since = trio.current_time()
+            self._publish_output(proc, stream, splitter.finish())
+        finally:
+            with trio.CancelScope(shield=True):
+                await reader.aclose()
+            done.set()
+
+    async def _echo(self, fd: int, data: bytes, blocking: bool) -> None:
+        try:
+            if blocking:
+                await trio.to_thread.run_sync(_write_all, fd, data)
+            else:
+                _write_all(fd, data)
+        except OSError:
+            self.echo = False  # our own stdout is gone; keep capturing
+
+    async def _monitor(self, proc: ManagedProcess, pid: int) -> None:
+        from agentwatch.procstats import TreeSampler, blocked_on_stdin
+
+        spec = proc.spec
+        sampler = TreeSampler(pid)
+        start = trio.current_time()
+        next_stats = start + spec.stats_interval if spec.stats_interval else math.inf
+        next_mem = start + MEMORY_POLL_S if spec.max_memory else math.inf
+        watch_stdin = spec.stdin is StdinMode.INHERIT
+        timed_out = False
+        while True:
+            now = trio.current_time()
+            silent_since = proc.last_output
+            wakes = [next_stats, next_mem]
+            if spec.timeout and not timed_out:
+                wakes.append(start + spec.timeout)
+            if spec.idle_alert and not proc.idle_alerted:
+                wakes.append(silent_since + spec.idle_alert)
+            if watch_stdin and proc.state is ProcState.RUNNING:
+                wakes.append(max(silent_since + WAITING_SILENCE_S, now + WAITING_POLL_S))
+            await trio.sleep_until(min(wakes))
+            now = trio.current_time()
+            if spec.timeout and not timed_out and now - start >= spec.timeout:
+                timed_out = True
+                proc.last_seq = self.hub.publish(
+                    PROCESS_ERROR, proc.name,
+                    {"error": f"timed out after {spec.timeout:g} s", "kind": "timeout"})
+                with contextlib.suppress(ProtocolError):
+                    self.stop(proc.name, reason="timeout")
+            if (spec.idle_alert and not proc.idle_alerted
+                    and now - proc.last_output >= spec.idle_alert and proc.state in ACTIVE):
+                proc.idle_alerted = True
+                self.hub.publish(SYSTEM_ALERT, proc.name, {
+                    "level": "warning", "code": "idle",
+                    "message": f"{proc.name} has printed nothing for {spec.idle_alert:g} s"})
+            if (watch_stdin and proc.state is ProcState.RUNNING
+                    and now - proc.last_output >= WAITING_SILENCE_S and blocked_on_stdin(pid)):
+                proc.state = ProcState.WAITING
+                proc.last_seq = self.hub.publish(PROCESS_WAITING, proc.name, {})
+            if now >= next_stats or now >= next_mem:
+                stats = await trio.to_thread.run_sync(sampler.sample)
+                if stats is not None:
+                    proc.stats = stats.as_json()
+                    if now >= next_stats:
+                        proc.last_seq = self.hub.publish(PROCESS_STATS, proc.name, stats.as_json())
+                        next_stats = now + spec.stats_interval
+                    self._check_memory(proc, stats.rss_bytes)
+                if now >= next_mem:
+                    next_mem = now + MEMORY_POLL_S
+
+    def _check_memory(self, proc: ManagedProcess, rss: int) -> None:
+        limit = proc.spec.max_memory
+        if not limit or rss <= limit or proc.memory_alerted:
+            return
+        proc.memory_alerted = True
+        msg = f"{proc.name} uses {rss} bytes of memory, over the limit of {limit}"
+        self.hub.publish(SYSTEM_ALERT, proc.name,
+                         {"level": "error" if proc.spec.kill_on_memory else "warning",
+                          "message": msg, "code": "memory-limit"})
+        if proc.spec.kill_on_memory:
+            proc.last_seq = self.hub.publish(PROCESS_ERROR, proc.name,
+                                             {"error": msg, "kind": "memory-limit"})
+            with contextlib.suppress(ProtocolError):
+                self.stop(proc.name, reason="memory")
