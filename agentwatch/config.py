@@ -101,3 +101,31 @@ def parse_restart(text: str) -> RestartPolicy:
         raise ConfigError(
             f"invalid restart policy {text!r}: use no, on-failure or always"
         ) from None
+
+
+DEFAULT_CLIENT_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """How the one-port server listens and whom it lets in (SPEC 4)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None  # None: auth off (--no-auth)
+    cors_origins: tuple[str, ...] = ()
+    client_timeout: float = DEFAULT_CLIENT_TIMEOUT_S
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"invalid port {self.port}: use 0 to 65535")
+        if self.token is None and not self.insecure and not is_loopback(self.host):
+            raise ConfigError(
+                f"--no-auth on a non-loopback host ({self.host}) is refused; add --insecure"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    return host in ("localhost", "::1") or host.startswith("127.")

@@ -88,17 +88,14 @@ def encode_output(
         + stream.encode()
         + b'","output":'
     )
+    fast = b'{"seq":%d' + head.replace(b"%", b"%%") + b'"%s"}\n'
     seq = first_seq
     for seg in segments:
         if isinstance(seg, str):
             if "\\" not in seg:
-                for part in _encode(seg)[1:-1].split(b"\\n"):
-                    buf += b'{"seq":%d' % seq
-                    buf += head
-                    buf += b'"'
-                    buf += part
-                    buf += b'"}\n'
-                    seq += 1
+                parts = _encode(seg)[1:-1].split(b"\\n")
+                buf += b"".join(map(fast.__mod__, zip(range(seq, seq + len(parts)), parts)))
+                seq += len(parts)
             else:
                 for line in seg.split("\n"):
                     buf += b'{"seq":%d' % seq

@@ -1,9 +1,14 @@
 """The event hub: publish = journal first, then fan-out by cursor (SPEC 2, 4.4).
 
-Publishing is synchronous: the hub stamps sequence numbers, appends the
-encoded events to the journal (write ahead), keeps them in a bounded
-in-memory history and wakes every waiting subscriber. It never waits on a
-subscriber, so subscribers cannot slow the agent.
+Publishing is synchronous: the hub stamps sequence numbers and keeps the
+encoded events in a bounded in-memory history. Events become *visible* to
+subscribers only once they are in the journal (write ahead). While
+`serve_journal` runs, one task writes queued batches from a worker thread,
+so encoding and disk writes overlap on two cores; a producer that gets
+`JOURNAL_BACKLOG_BYTES` ahead of the disk waits in `wait_journal` (a slow
+disk slows the agent as a terminal would). Without that task, publishing
+writes synchronously. The hub never waits on a subscriber, so subscribers
+cannot slow the agent.
 
 A subscriber is a *cursor*: the last seq it was sent. It reads forward
 from the in-memory history, or from the journal when it has fallen behind
@@ -42,6 +47,7 @@ HISTORY_MAX_BYTES = 64 * 1024 * 1024  # ... and in encoded bytes
 LIVE_QUEUE_EVENTS = 10_000  # a subscriber further behind than this is catching up
 READ_MAX_EVENTS = 1024  # events handed to a transport per read
 READ_MAX_BYTES = 1024 * 1024  # bytes handed to a transport per read (< 1 MiB frames)
+JOURNAL_BACKLOG_BYTES = 8 * 1024 * 1024  # unwritten journal bytes before producers wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +128,19 @@ class Hub:
     ) -> None:
         self.journal = journal
         self.now = now
-        self.last_seq = 0
+        self.last_seq = 0  # the newest seq visible to subscribers (journaled)
+        self.published_seq = 0  # the newest seq assigned
+        self.backlog_bytes = 0  # encoded bytes waiting for the journal writer
+        self._queue: list[EventBatch] = []
+        self._queued = trio.Event()
+        self._drained = trio.Event()
+        self._writer_running = False
         self.closed = False
         self.clients: dict[str, Client] = {}
         self.events_published = 0
         self.events_sent = 0
         self.catchups = 0
+        self.type_counts: dict[str, int] = {}
         self._history_events = history_events
         self._history_bytes = history_bytes
         self._batches: deque[EventBatch] = deque()
@@ -142,7 +155,7 @@ class Hub:
 
     def publish(self, type_: str, process_id: str | None, fields: dict[str, Any]) -> int:
         """Publish one event; return its seq."""
-        seq = self.last_seq + 1
+        seq = self.published_seq + 1
         line = encode_event(seq, type_, format_timestamp(self.now()), process_id, fields)
         self._commit(EventBatch(seq, 1, type_, process_id, None, line))
         return seq
@@ -150,32 +163,90 @@ class Hub:
     def publish_output(self, process_id: str, stream: str, segments: list[Segment]) -> int:
         """Publish a chunk of output lines (one timestamp); return the last seq."""
         if not segments:
-            return self.last_seq
+            return self.published_seq
         buf = bytearray()
-        first = self.last_seq + 1
+        first = self.published_seq + 1
         n = encode_output(buf, first, format_timestamp(self.now()), process_id, stream, segments)
         self._commit(EventBatch(first, n, PROCESS_OUTPUT, process_id, stream, bytes(buf)))
         return first + n - 1
 
     def _commit(self, batch: EventBatch) -> None:
+        self.published_seq = batch.last_seq
+        self.events_published += batch.count
+        self.type_counts[batch.type] = self.type_counts.get(batch.type, 0) + batch.count
+        self._remember(batch)
         journal = self.journal
-        failed = None
-        if journal is not None and journal.failed is None:
+        if journal is None or journal.failed is not None:
+            self._make_visible(batch.last_seq)
+        elif self._writer_running:
+            self._queue.append(batch)
+            self.backlog_bytes += batch.nbytes
+            self._queued.set()
+        else:
             try:
                 journal.append(batch.data, batch.first_seq, batch.last_seq)
             except JournalError as exc:
-                failed = str(exc)
-        self.last_seq = batch.last_seq
-        self.events_published += batch.count
-        self._remember(batch)
-        self._changed.set()
-        self._changed = trio.Event()
-        if failed is not None and not self._journal_alerted:
-            self._journal_alerted = True
-            if self._on_journal_error is not None:
-                self._on_journal_error(failed)
-            self.publish(SYSTEM_ALERT, None,
-                         {"level": "error", "message": failed, "code": "journal-error"})
+                self._journal_failed(str(exc))
+            self._make_visible(batch.last_seq)
+
+    def _make_visible(self, seq: int) -> None:
+        if seq > self.last_seq:
+            self.last_seq = seq
+            self._changed.set()
+            self._changed = trio.Event()
+
+    def _journal_failed(self, message: str) -> None:
+        if self._journal_alerted:
+            return
+        self._journal_alerted = True
+        if self._on_journal_error is not None:
+            self._on_journal_error(message)
+        self.publish(SYSTEM_ALERT, None,
+                     {"level": "error", "message": message, "code": "journal-error"})
+
+    async def wait_journal(self) -> None:
+        """Wait while the journal writer is too far behind (producer backpressure)."""
+        while self.backlog_bytes > JOURNAL_BACKLOG_BYTES and self._writer_running:
+            await self._drained.wait()
+
+    async def serve_journal(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                            ) -> None:
+        """Write queued batches to the journal from a worker thread until cancelled."""
+        journal = self.journal
+        self._writer_running = journal is not None
+        task_status.started()
+        if journal is None:
+            return
+        try:
+            while True:
+                await self._queued.wait()
+                await self._write_queued(journal)
+        finally:
+            self._writer_running = False
+            with trio.CancelScope(shield=True):
+                await self._write_queued(journal)
+
+    async def _write_queued(self, journal: Journal) -> None:
+        while self._queue:
+            batches, self._queue = self._queue, []
+            self._queued = trio.Event()
+            chunks = [b.data for b in batches]
+            nbytes = sum(map(len, chunks))
+            first, last = batches[0].first_seq, batches[-1].last_seq
+            offset = journal.size
+            try:
+                if journal.failed is None:
+                    # Shielded: batches taken off the queue must reach the disk
+                    # (bounded by JOURNAL_BACKLOG_BYTES, so this cannot hang long).
+                    with trio.CancelScope(shield=True):
+                        await trio.to_thread.run_sync(journal.writev, chunks)
+                    journal.record(offset, nbytes, first, last)
+            except JournalError as exc:
+                self._journal_failed(str(exc))
+            self.backlog_bytes -= nbytes
+            self._drained.set()
+            self._drained = trio.Event()
+            self._make_visible(last)
 
     def _remember(self, batch: EventBatch) -> None:
         self._batches.append(batch)
@@ -195,16 +266,21 @@ class Hub:
         self.closed = True
         self._changed.set()
 
+    @property
+    def finished(self) -> bool:
+        """Closed, and every event published is visible."""
+        return self.closed and self.last_seq >= self.published_seq
+
     # ---- reading ----------------------------------------------------------
 
     @property
     def memory_first_seq(self) -> int:
-        """The oldest seq held in memory (``last_seq + 1`` when none)."""
-        return self._firsts[0] if self._firsts else self.last_seq + 1
+        """The oldest seq held in memory (``published_seq + 1`` when none)."""
+        return self._firsts[0] if self._firsts else self.published_seq + 1
 
     async def wait_beyond(self, seq: int) -> None:
         """Return once an event after ``seq`` exists, or the hub is closed."""
-        while self.last_seq <= seq and not self.closed:
+        while self.last_seq <= seq and not self.finished:
             await self._changed.wait()
 
     def read(self, cursor: int, flt: Filter, max_events: int = READ_MAX_EVENTS,
@@ -224,10 +300,13 @@ class Hub:
         count = size = 0
         i = max(bisect.bisect_right(self._firsts, cursor + 1) - 1, 0)
         batches = self._batches
+        visible = self.last_seq
         for j in range(i, len(batches)):
             b = batches[j]
             if b.last_seq <= cursor:
                 continue
+            if b.last_seq > visible:
+                break
             if flt.matches_batch(b):
                 part = b.since(cursor)
                 if count + part.count > max_events:

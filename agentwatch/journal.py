@@ -23,6 +23,7 @@ from agentwatch.events import seq_of_line
 
 INDEX_STRIDE_BYTES = 64 * 1024  # one index entry per 64 KiB of journal
 READ_CHUNK_BYTES = 256 * 1024  # replay reads this much at a time
+IOV_MAX = 512  # buffers per writev call (Linux allows 1024)
 
 
 class Journal:
@@ -56,18 +57,35 @@ class Journal:
 
     def append(self, data: bytes, first_seq: int, last_seq: int) -> None:
         """Append encoded event lines; raise JournalError on failure."""
+        offset = self._size
+        self.write(data)
+        self.record(offset, len(data), first_seq, last_seq)
+
+    def write(self, data: bytes) -> None:
+        """Write bytes at the end; safe to call from a worker thread."""
+        self.writev([data])
+
+    def writev(self, chunks: list[bytes]) -> None:
+        """Write several byte strings at the end in as few syscalls as possible."""
         if self.failed is not None:
             raise JournalError(self.failed)
-        offset = self._size
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-                self._size += n
+            pending = [memoryview(c) for c in chunks if c]
+            while pending:
+                n = os.writev(self._fd, pending[:IOV_MAX])
+                while n and pending:
+                    if n >= len(pending[0]):
+                        n -= len(pending.pop(0))
+                    else:
+                        pending[0] = pending[0][n:]
+                        n = 0
         except OSError as exc:
             self.failed = f"journal write failed: {exc.strerror} ({self.path})"
             raise JournalError(self.failed) from exc
+
+    def record(self, offset: int, nbytes: int, first_seq: int, last_seq: int) -> None:
+        """Account for a completed write of events ``first_seq..last_seq``."""
+        self._size = offset + nbytes
         if offset - self._last_indexed >= INDEX_STRIDE_BYTES:
             self._index_seqs.append(first_seq)
             self._index_offsets.append(offset)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fcntl
 import math
 import os
 import signal
 import stat
+import sys
+import termios
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -34,11 +38,11 @@ from agentwatch.events import (
     SYSTEM_ALERT,
     format_timestamp,
 )
-from agentwatch.hub import Hub
+from agentwatch.hub import JOURNAL_BACKLOG_BYTES, Hub
 from agentwatch.policy import Backoff, GiveUp, decide
-from agentwatch.proto.lines import LineSplitter, count_events
+from agentwatch.proto.lines import LineSplitter
 
-READ_BYTES = 1024 * 1024  # one read drains up to a whole (enlarged) pipe
+READ_BYTES = 256 * 1024  # per read; <= the line limit keeps the splitter's fast path
 PARTIAL_FLUSH_S = 0.5  # SPEC 1: pending bytes without newline are flushed after this
 DRAIN_AFTER_EXIT_S = 0.5  # SPEC 1: output of leftover grandchildren waited for
 WAITING_SILENCE_S = 2.0  # SPEC 5: silent this long and reading stdin = waiting
@@ -134,6 +138,42 @@ def _echo_blocks(fd: int) -> bool:
     return not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)))
 
 
+@dataclass
+class Pump:
+    """One output pipe being read: done at EOF, idle while waiting for data."""
+
+    fd: int
+    done: trio.Event = field(default_factory=trio.Event)
+    idle: bool = False
+
+    def empty(self) -> bool:
+        """Whether the reader waits and nothing is left in the pipe."""
+        if self.done.is_set():
+            return True
+        if not self.idle:
+            return False
+        try:
+            buf = fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return True
+        return int.from_bytes(buf, sys.byteorder) == 0
+
+
+async def drain(pumps: list[Pump], grace: float) -> None:
+    """Wait for EOF on every pump; after ``grace``, stop once they sit empty.
+
+    Output written before the exit is always read in full; a leftover
+    grandchild that keeps a pipe open only delays the return by ``grace``.
+    """
+    deadline = trio.current_time() + grace
+    while not all(p.done.is_set() for p in pumps):
+        if trio.current_time() >= deadline and all(p.empty() for p in pumps):
+            return
+        with trio.move_on_at(max(deadline, trio.current_time() + 0.05)):
+            for p in pumps:
+                await p.done.wait()
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -151,14 +191,17 @@ class Supervisor:
         echo: bool = False,
         watchdog: sp.Watchdog | None = None,
         take_terminal: bool = False,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.hub = hub
+        self.log = log
         self.env = dict(env or {})
         self.echo = echo
         self.watchdog = watchdog
         self.take_terminal = take_terminal
         self.processes: dict[str, ManagedProcess] = {}
         self.shutting_down = False
+        self._pumps: dict[str, list[Pump]] = {}
         self._echo_blocking = {1: _echo_blocks(1), 2: _echo_blocks(2)}
 
     def add(self, spec: AgentSpec) -> ManagedProcess:
@@ -289,6 +332,8 @@ class Supervisor:
                 self.hub.publish(PROCESS_ERROR, proc.name, {"error": msg, "kind": "restart-limit"})
                 self.hub.publish(SYSTEM_ALERT, proc.name,
                                  {"level": "error", "message": msg, "code": "restart-limit"})
+                if self.log is not None:
+                    self.log(msg)
                 proc.state = ProcState.FAILED
             return False
         proc.state = ProcState.RESTARTING
@@ -308,9 +353,7 @@ class Supervisor:
             sp.kill_tree(proc.pid, proc.pid)
             if self.watchdog is not None:
                 self.watchdog.remove(proc.pid)
-        with trio.move_on_after(1.0):
-            while nursery.child_tasks:
-                await trio.sleep(0.01)
+        await drain(self._pumps.pop(proc.name, []), DRAIN_AFTER_EXIT_S)
         nursery.cancel_scope.cancel()
 
     def _child_env(self, proc: ManagedProcess) -> dict[str, str]:
@@ -336,6 +379,8 @@ class Supervisor:
         except SpawnError as exc:
             proc.state = ProcState.FAILED
             proc.status = exc.exit_code
+            if self.log is not None:
+                self.log(f"{proc.name}: {exc}")
             proc.last_seq = self.hub.publish(
                 PROCESS_ERROR, proc.name, {"error": str(exc), "kind": "spawn-failed"}
             )
@@ -357,16 +402,15 @@ class Supervisor:
         if proc.state is ProcState.STARTING:
             proc.state = ProcState.RUNNING
         proc.running_event.set()
-        out_done, err_done = trio.Event(), trio.Event()
-        nursery.start_soon(self._pump, proc, "stdout", child.stdout_fd, out_done)
-        nursery.start_soon(self._pump, proc, "stderr", child.stderr_fd, err_done)
+        pumps = [Pump(child.stdout_fd), Pump(child.stderr_fd)]
+        self._pumps[proc.name] = pumps
+        nursery.start_soon(self._pump, proc, "stdout", pumps[0])
+        nursery.start_soon(self._pump, proc, "stderr", pumps[1])
         if proc.stop_reason is not None:  # stop requested while starting
             sp.signal_group(child.pid, signal.SIGTERM)
         rc = await self._wait_exit(proc, child)
         duration = time.time() - start_wall
-        with trio.move_on_after(DRAIN_AFTER_EXIT_S):
-            await out_done.wait()
-            await err_done.wait()
+        await drain(pumps, DRAIN_AFTER_EXIT_S)
         self._record_exit(proc, rc, duration)
         return rc, trio.current_time() - proc.started_clock
 
@@ -431,17 +475,18 @@ class Supervisor:
     def _publish_output(self, proc: ManagedProcess, stream: str, segs: list[Any]) -> None:
         if not segs:
             return
+        before = self.hub.published_seq
         proc.last_seq = self.hub.publish_output(proc.name, stream, segs)
-        proc.lines[stream] += count_events(segs)
+        proc.lines[stream] += proc.last_seq - before
         proc.last_output = trio.current_time()
         proc.idle_alerted = False
         if proc.state is ProcState.WAITING:
             proc.state = ProcState.RUNNING
             proc.last_seq = self.hub.publish(PROCESS_RESUMED, proc.name, {})
 
-    async def _pump(self, proc: ManagedProcess, stream: str, fd: int, done: trio.Event) -> None:
+    async def _pump(self, proc: ManagedProcess, stream: str, pump: Pump) -> None:
         splitter = LineSplitter(proc.spec.max_line_bytes)
-        reader = trio.lowlevel.FdStream(fd)
+        reader = trio.lowlevel.FdStream(pump.fd)
         echo_fd = 1 if stream == "stdout" else 2
         blocking = self._echo_blocking[echo_fd]
         pending_since = math.inf
@@ -449,10 +494,13 @@ class Supervisor:
             while True:
                 data = b""
                 with trio.move_on_at(pending_since + PARTIAL_FLUSH_S) as cs:
+                    pump.idle = True
                     try:
-                        data = await reader.receive_some(READ_BYTES)
+                        data = await reader.receive_some(min(READ_BYTES, proc.spec.max_line_bytes))
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         data = b""
+                    finally:
+                        pump.idle = False
                 if cs.cancelled_caught:
                     self._publish_output(proc, stream, splitter.flush_partial())
                     pending_since = trio.current_time() if splitter.pending else math.inf
@@ -463,15 +511,17 @@ class Supervisor:
                 if self.echo:
                     await self._echo(echo_fd, data, blocking)
                 self._publish_output(proc, stream, splitter.feed(data))
+                if self.hub.backlog_bytes > JOURNAL_BACKLOG_BYTES:
+                    await self.hub.wait_journal()
                 if not splitter.pending:
                     pending_since = math.inf
                 elif pending_since == math.inf:
                     pending_since = trio.current_time()
             self._publish_output(proc, stream, splitter.finish())
         finally:
+            pump.done.set()
             with trio.CancelScope(shield=True):
                 await reader.aclose()
-            done.set()
 
     async def _echo(self, fd: int, data: bytes, blocking: bool) -> None:
         try:

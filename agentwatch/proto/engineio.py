@@ -142,7 +142,7 @@ def encode_payload(packets: Iterable[EnginePacket]) -> str:
     parts = [encode_packet(p) for p in packets]
     if not parts:
         raise ValueError("an Engine.IO payload holds at least one packet")
-    if len(parts) > 1 and any(SEPARATOR in p for p in parts):
+    if any(SEPARATOR in p for p in parts):
         raise ValueError("a text packet in a payload must not contain \\x1e")
     return SEPARATOR.join(parts)
 

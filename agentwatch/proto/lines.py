@@ -78,6 +78,7 @@ class LineSplitter:
             raise ValueError("max_line_bytes must be at least 4")
         self.max_line_bytes = max_line_bytes
         self._pending = b""
+        self._held = 0
 
     @property
     def pending(self) -> int:
@@ -86,9 +87,11 @@ class LineSplitter:
 
     def feed(self, data: bytes) -> list[Segment]:
         """Split newly read bytes; complete lines come out, the rest waits."""
-        if self._pending:
+        held = len(self._pending)
+        if held:
             data = self._pending + data
             self._pending = b""
+        self._held = held
         out: list[Segment] = []
         end = data.rfind(b"\n")
         if end < 0:
@@ -129,11 +132,10 @@ class LineSplitter:
 
     def _block(self, block: bytes, out: list[Segment]) -> None:
         """Turn complete lines (without the final LF) into segments."""
-        if len(block) > self.max_line_bytes or b"\r" in block:
-            lines = block.split(b"\n")
-            if len(block) > self.max_line_bytes and max(map(len, lines)) > self.max_line_bytes:
-                self._lines_slow(lines, out)
-                return
+        limit = self.max_line_bytes
+        if len(block) > limit and not self._short_lines(block):
+            self._lines_slow(block.split(b"\n"), out)
+            return
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError:
@@ -144,6 +146,21 @@ class LineSplitter:
             if text.endswith("\r"):
                 text = text[:-1]
         out.append(text)
+
+    def _short_lines(self, block: bytes) -> bool:
+        """Whether no line of ``block`` exceeds the limit.
+
+        Lines after the first lie inside the newly read bytes, so when that
+        read is no longer than the limit only the first line (held bytes plus
+        the head of the read) needs measuring: no per-line work.
+        """
+        limit = self.max_line_bytes
+        first = block.find(b"\n")
+        if (first if first >= 0 else len(block)) > limit:
+            return False
+        if len(block) - self._held <= limit:
+            return True
+        return max(map(len, block.split(b"\n"))) <= limit
 
     def _lines_slow(self, lines: list[bytes], out: list[Segment]) -> None:
         limit = self.max_line_bytes

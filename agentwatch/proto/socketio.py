@@ -28,7 +28,7 @@ from agentwatch.errors import ProtocolError
 
 PROTOCOL_VERSION = 5
 ENGINE_MESSAGE_PREFIX = b"4"  # the Engine.IO MESSAGE type before every Socket.IO packet
-MAX_ACK_ID_DIGITS = 15  # ack ids stay below 2**53, JavaScript's largest safe integer
+MAX_ACK_ID = 2**53 - 1  # JavaScript's largest safe integer: ack ids are JS numbers
 
 # Event names the JavaScript implementation reserves; never valid in an EVENT.
 RESERVED_EVENTS = frozenset(
@@ -72,8 +72,8 @@ def encode(packet: SocketPacket) -> str:
     if namespace != "/":
         parts.append(namespace + ",")
     if packet.id is not None:
-        if packet.id < 0:
-            raise ValueError("a Socket.IO ack id is a non-negative integer")
+        if not 0 <= packet.id <= MAX_ACK_ID:
+            raise ValueError("a Socket.IO ack id is an integer in 0..2**53-1")
         parts.append(str(packet.id))
     if packet.data is not None:
         parts.append(_encode_json(packet.data).decode())
@@ -110,9 +110,9 @@ def decode(raw: str | bytes) -> SocketPacket:
         i += 1
     ack_id = None
     if i > start:
-        if i - start > MAX_ACK_ID_DIGITS:
+        ack_id = int(raw[start:i]) if i - start <= 16 else MAX_ACK_ID + 1
+        if ack_id > MAX_ACK_ID:
             raise ProtocolError("Socket.IO ack id too large")
-        ack_id = int(raw[start:i])
     data = _decode_json(raw[i:]) if i < end else None
     _check_payload(kind, data, ack_id)
     return SocketPacket(kind, namespace, data, ack_id)

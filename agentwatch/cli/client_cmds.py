@@ -1,0 +1,1 @@
+"""Client commands (subscribe, ps, logs, runs, stop, restart, signal, emit)."""

@@ -1,0 +1,129 @@
+"""`agentwatch run`: supervise one agent, serve its events, exit with its status."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentwatch.cli import app, options
+from agentwatch.config import (
+    DEFAULT_BACKOFF_S,
+    DEFAULT_CLIENT_TIMEOUT_S,
+    DEFAULT_GRACE_S,
+    DEFAULT_MAX_RESTARTS,
+    DEFAULT_STATS_INTERVAL_S,
+    AgentSpec,
+    ServerConfig,
+    parse_restart,
+    parse_size,
+)
+from agentwatch.errors import ConfigError
+
+
+def default_name(command: list[str]) -> str:
+    """A processId from the command: its base name, cleaned."""
+    base = os.path.basename(command[0]) or "agent"
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", base).lstrip(".-_") or "agent"
+    return name[:100]
+
+
+def server_config(*, no_server: bool, host: str, port: int, token: str | None, no_auth: bool,
+                  insecure: bool, cors: list[str] | None,
+                  client_timeout: float) -> ServerConfig | None:
+    """Build the server options shared by `run` and `up`."""
+    from agentwatch.runner import new_token
+
+    if no_server:
+        return None
+    if no_auth:
+        typer.echo("agentwatch: warning: --no-auth: anyone who can reach the port can "
+                   "read and control the agents", err=True)
+    return ServerConfig(host=host, port=port, token=None if no_auth else (token or new_token()),
+                        cors_origins=options.cors_origins(cors), client_timeout=client_timeout,
+                        insecure=insecure)
+
+
+@app.command(
+    "run",
+    context_settings={"allow_interspersed_args": False},
+    no_args_is_help=True,
+)
+def run(
+    command: Annotated[list[str], typer.Argument(metavar="-- CMD [ARGS]...",
+                                                 help="The agent's command line.")],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="processId.")] = None,
+    host: options.Host = "127.0.0.1",
+    port: options.Port = 0,
+    no_server: options.NoServer = False,
+    quiet_server: options.QuietServer = False,
+    token: options.Token = None,
+    no_auth: options.NoAuth = False,
+    insecure: options.Insecure = False,
+    cors_origin: options.CorsOrigin = None,
+    client_timeout: options.ClientTimeout = DEFAULT_CLIENT_TIMEOUT_S,
+    journal: options.JournalPath = None,
+    no_journal: options.NoJournal = False,
+    restart: options.Restart = "no",
+    max_restarts: options.MaxRestarts = DEFAULT_MAX_RESTARTS,
+    backoff: options.BackoffOpt = DEFAULT_BACKOFF_S,
+    timeout: options.Timeout = None,
+    grace: options.Grace = DEFAULT_GRACE_S,
+    idle_alert: options.IdleAlert = None,
+    max_memory: options.MaxMemory = None,
+    kill_on_memory: options.KillOnMemory = False,
+    stats_interval: options.StatsInterval = DEFAULT_STATS_INTERVAL_S,
+    max_line_bytes: options.MaxLineBytes = "256K",
+    tty: options.Tty = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="Do not echo the child's output.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Echo events as JSON Lines.")] = False,
+    linger: Annotated[float | None, typer.Option(
+        "--linger", help="Keep serving this long after the child ends (s).")] = None,
+    summary: Annotated[bool, typer.Option(
+        "--summary", help="Print a closing summary (and to $GITHUB_STEP_SUMMARY).")] = False,
+    home: options.Home = None,
+) -> int:
+    """Run and supervise one agent, serve its events, exit with its status."""
+    import trio
+
+    from agentwatch.runner import Echo, SessionOptions, print_summary, run_session
+
+    if kill_on_memory and not max_memory:
+        raise ConfigError("--kill-on-memory needs --max-memory")
+    if no_journal and journal is not None:
+        raise ConfigError("--journal and --no-journal exclude each other")
+    spec = AgentSpec(
+        name=name or default_name(command), command=tuple(command), restart=parse_restart(restart),
+        max_restarts=max_restarts, backoff=backoff, timeout=timeout, grace=grace,
+        idle_alert=idle_alert, max_memory=parse_size(max_memory) if max_memory else None,
+        kill_on_memory=kill_on_memory, stats_interval=stats_interval,
+        max_line_bytes=parse_size(max_line_bytes), tty=tty,
+    )
+    server = server_config(no_server=no_server, host=host, port=port, token=token,
+                           no_auth=no_auth, insecure=insecure, cors=cors_origin,
+                           client_timeout=client_timeout)
+    echo = Echo.NONE if quiet else Echo.JSON if json_ else Echo.RAW
+    opts = SessionOptions(server=server, journal=journal, no_journal=no_journal, home=home,
+                          echo=echo, quiet_server=quiet_server, linger=linger, summary=summary,
+                          subreaper=True)
+    sessions = []
+    status = trio.run(lambda: run_session([spec], opts, on_ready=sessions.append))
+    if summary and sessions:
+        write_summary(print_summary(sessions[0]))
+    return status
+
+
+def write_summary(text: str) -> None:
+    """Print the summary on stderr and append it to ``$GITHUB_STEP_SUMMARY``."""
+    typer.echo(text, err=True)
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        try:
+            with Path(target).open("a") as f:
+                f.write(text + "\n")
+        except OSError as exc:
+            typer.echo(f"agentwatch: cannot write $GITHUB_STEP_SUMMARY: {exc.strerror}", err=True)

@@ -1,0 +1,278 @@
+"""A whole run: journal, hub, supervisor, server, signals, linger (SPEC 2-5).
+
+`run_session` is what `agentwatch run` and `agentwatch up` call, and what
+a trio program embeds: it starts every agent (respecting ``depends_on``),
+serves the events, forwards signals, and returns the run's exit status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from agentwatch import __version__
+from agentwatch import spawn as sp
+from agentwatch.config import AgentSpec, ServerConfig
+from agentwatch.errors import ConfigError, JournalError
+from agentwatch.events import SYSTEM_ALERT, format_timestamp
+from agentwatch.hub import Filter, Hub
+from agentwatch.journal import Journal
+from agentwatch.paths import Discovery, new_run_id, runs_dir, write_discovery
+from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor
+
+DEFAULT_LINGER_MAX_S = 2.0  # SPEC 6: wait for connected subscribers at most this long
+
+
+class Echo:
+    """What `run` prints of its agents: raw output, events as JSON, or nothing."""
+
+    RAW = "raw"
+    JSON = "json"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Run-wide options (per-agent ones live in `AgentSpec`)."""
+
+    server: ServerConfig | None = field(default_factory=ServerConfig)
+    journal: Path | None = None  # default: <home>/runs/<runId>/events.jsonl
+    no_journal: bool = False
+    home: Path | None = None
+    echo: str = Echo.RAW
+    quiet_server: bool = False
+    linger: float | None = None
+    summary: bool = False
+    handle_signals: bool = True
+    run_id: str | None = None
+    subreaper: bool = False
+
+
+@dataclass
+class Session:
+    """The live objects of a run, for embedding programs and the summary."""
+
+    run_id: str
+    hub: Hub
+    supervisor: Supervisor
+    url: str | None = None
+    token: str | None = None
+    started: float = field(default_factory=time.time)
+    failures: list[str] = field(default_factory=list)
+
+
+def _stderr(line: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, (line + "\n").encode("utf-8", "replace"))
+
+
+def _topo_check(specs: list[AgentSpec]) -> None:
+    names = {s.name for s in specs}
+    for s in specs:
+        for d in s.depends_on:
+            if d not in names:
+                raise ConfigError(f"agent {s.name!r}: depends_on names unknown agent {d!r}")
+
+
+async def _serve_agent(session: Session, proc: ManagedProcess,
+                       deps: list[ManagedProcess]) -> None:
+    for d in deps:
+        await d.running_event.wait()
+    if session.supervisor.shutting_down:
+        proc.state = ProcState.EXITED
+        proc.status = 0
+        proc.done_event.set()
+        proc.running_event.set()
+        return
+    status = await session.supervisor.serve_process(proc)
+    if status != 0:
+        session.failures.append(proc.name)
+
+
+async def _follow_signals(supervisor: Supervisor) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        seen_int = False
+        async for signum in signals:
+            if signum == signal.SIGINT and seen_int:
+                supervisor.kill_all()
+                continue
+            seen_int = seen_int or signum == signal.SIGINT
+            supervisor.forward_signal(signum)
+
+
+async def _echo_json(hub: Hub) -> None:
+    cursor = 0
+    flt = Filter()
+    while True:
+        read = hub.read(cursor, flt)
+        cursor = read.cursor
+        if read.batches:
+            data = b"".join(b.data for b in read.batches)
+            await trio.to_thread.run_sync(_write_stdout, data)
+            continue
+        if hub.finished and cursor >= hub.last_seq:
+            return
+        await hub.wait_beyond(cursor)
+
+
+def _write_stdout(data: bytes) -> None:
+    view = memoryview(data)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(1, view):]
+
+
+async def _linger(hub: Hub, linger: float | None) -> None:
+    if linger is not None:
+        await trio.sleep(linger)
+        return
+    with trio.move_on_after(DEFAULT_LINGER_MAX_S):
+        while any(c.cursor < hub.last_seq for c in hub.clients.values()):
+            await trio.sleep(0.02)
+
+
+def _open_journal(opts: SessionOptions, run_id: str) -> Journal | None:
+    if opts.no_journal:
+        return None
+    path = opts.journal or runs_dir(opts.home) / run_id / "events.jsonl"
+    journal = Journal(path)
+    journal.open()
+    return journal
+
+
+async def run_session(
+    specs: list[AgentSpec],
+    opts: SessionOptions,
+    *,
+    on_ready: Callable[[Session], None] | None = None,
+    task_status: trio.TaskStatus[Session] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """Run agents to completion under one hub and server; return the exit status."""
+    _topo_check(specs)
+    run_id = opts.run_id or new_run_id()
+    journal = None
+    try:
+        journal = _open_journal(opts, run_id)
+    except JournalError as exc:
+        _stderr(f"agentwatch: {exc}; keeping events in memory only")
+    hub = Hub(journal, on_journal_error=lambda m: _stderr(f"agentwatch: {m}"))
+    if journal is None and not opts.no_journal:
+        hub.publish(SYSTEM_ALERT, None, {"level": "error", "code": "journal-error",
+                                         "message": "journal could not be opened"})
+    watchdog = sp.Watchdog()
+    take_terminal = opts.handle_signals and sp.owns_terminal() and opts.echo != Echo.NONE
+    supervisor = Supervisor(hub, echo=opts.echo == Echo.RAW, watchdog=watchdog,
+                            take_terminal=take_terminal,
+                            log=lambda m: _stderr(f"agentwatch: {m}"))
+    session = Session(run_id, hub, supervisor)
+    procs = [supervisor.add(s) for s in specs]
+    discovery_path = runs_dir(opts.home) / run_id / "server.json"
+    if opts.subreaper:
+        sp.become_subreaper()
+    watchdog.start()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(hub.serve_journal)
+            if opts.handle_signals:
+                nursery.start_soon(_follow_signals, supervisor)
+            echo_done = trio.Event()
+            if opts.echo == Echo.JSON:
+                async def echo_task() -> None:
+                    try:
+                        await _echo_json(hub)
+                    finally:
+                        echo_done.set()
+                nursery.start_soon(echo_task)
+            else:
+                echo_done.set()
+            ctx = None
+            if opts.server is not None:
+                from agentwatch.server import serve
+                from agentwatch.server.context import ServerContext
+
+                ctx = ServerContext(hub, supervisor, opts.server, run_id, __version__)
+                session.url = await nursery.start(serve, ctx)
+                session.token = opts.server.token
+                supervisor.env.update({"AGENTWATCH_URL": session.url,
+                                       "AGENTWATCH_RUN_ID": run_id})
+                if session.token:
+                    supervisor.env["AGENTWATCH_TOKEN"] = session.token
+                write_discovery(discovery_path, Discovery(
+                    run_id, session.url, session.token, os.getpid(),
+                    format_timestamp(session.started), [s.name for s in specs]))
+                if not opts.quiet_server:
+                    link = session.url + "/" + (f"?token={session.token}" if session.token else "")
+                    _stderr(f"agentwatch: serving {link}")
+            else:
+                supervisor.env["AGENTWATCH_RUN_ID"] = run_id
+            task_status.started(session)
+            if on_ready is not None:
+                on_ready(session)
+            by_name = {p.name: p for p in procs}
+            async with trio.open_nursery() as agents:
+                for proc in procs:
+                    deps = [by_name[d] for d in proc.spec.depends_on]
+                    agents.start_soon(_serve_agent, session, proc, deps)
+            hub.close()
+            await echo_done.wait()
+            if ctx is not None:
+                await _linger(hub, opts.linger)
+                ctx.shutting_down = True
+            nursery.cancel_scope.cancel()
+    finally:
+        with contextlib.suppress(OSError):
+            discovery_path.unlink()
+        watchdog.close()
+        if take_terminal:
+            sp.take_back_terminal()
+        if journal is not None:
+            journal.close()
+    return exit_status(session)
+
+
+def exit_status(session: Session) -> int:
+    """0 when every agent succeeded, else the status of the first that failed."""
+    procs = session.supervisor.processes
+    for name in session.failures:
+        status = procs[name].status
+        if status:
+            return status
+    for proc in procs.values():
+        if proc.status:
+            return proc.status
+    return 0
+
+
+def new_token() -> str:
+    """A random token for a run's server."""
+    return secrets.token_urlsafe(24)
+
+
+def print_summary(session: Session) -> str:
+    """The closing summary (Markdown) of `run --summary`."""
+    dur = time.time() - session.started
+    alerts = session.hub.type_counts.get(SYSTEM_ALERT, 0)
+    rows = ["| process | status | exit | lines (out/err) | restarts |",
+            "|---|---|---|---|---|"]
+    for p in session.supervisor.processes.values():
+        exit_text = p.signal or ("" if p.exit_code is None else str(p.exit_code))
+        rows.append(f"| {p.name} | {p.state.value} | {exit_text} | {p.lines['stdout']}/"
+                    f"{p.lines['stderr']} | {p.restarts} |")
+    head = (f"### agentwatch run {session.run_id}: exit status {exit_status(session)}\n\n"
+            f"duration {dur:.1f} s, {session.hub.last_seq} events, {alerts} alerts\n\n")
+    return head + "\n".join(rows) + "\n"
+
+
+__all__ = ["Echo", "Session", "SessionOptions", "exit_status", "new_token", "run_session"]
+
+if sys.platform == "win32":  # pragma: no cover
+    raise ImportError("agentwatch needs a POSIX system")
