@@ -88,7 +88,8 @@ def _handle(exc: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from agentwatch.cli import client_cmds, run_cmd  # noqa: F401  (registers commands)
+    from agentwatch.cli import run_cmd, up_cmd  # noqa: F401, I001  (registers, in help order)
+    from agentwatch.cli import client_cmds, emit_cmd  # noqa: F401
 
     try:
         rv = app(args=argv, prog_name="agentwatch", standalone_mode=False)

@@ -16,11 +16,9 @@ from agentwatch.config import (
     DEFAULT_GRACE_S,
     DEFAULT_MAX_RESTARTS,
     DEFAULT_STATS_INTERVAL_S,
-    AgentSpec,
     ServerConfig,
-    parse_restart,
-    parse_size,
 )
+from agentwatch.agentfile import build_agent_spec
 from agentwatch.errors import ConfigError
 
 
@@ -92,17 +90,14 @@ def run(
 
     from agentwatch.runner import Echo, SessionOptions, print_summary, run_session
 
-    if kill_on_memory and not max_memory:
-        raise ConfigError("--kill-on-memory needs --max-memory")
     if no_journal and journal is not None:
         raise ConfigError("--journal and --no-journal exclude each other")
-    spec = AgentSpec(
-        name=name or default_name(command), command=tuple(command), restart=parse_restart(restart),
-        max_restarts=max_restarts, backoff=backoff, timeout=timeout, grace=grace,
-        idle_alert=idle_alert, max_memory=parse_size(max_memory) if max_memory else None,
-        kill_on_memory=kill_on_memory, stats_interval=stats_interval,
-        max_line_bytes=parse_size(max_line_bytes), tty=tty,
-    )
+    spec = build_agent_spec(name or default_name(command), {
+        "command": command, "restart": restart, "max_restarts": max_restarts,
+        "backoff": backoff, "timeout": timeout, "grace": grace, "idle_alert": idle_alert,
+        "max_memory": max_memory, "kill_on_memory": kill_on_memory,
+        "stats_interval": stats_interval, "max_line_bytes": max_line_bytes, "tty": tty,
+    })
     server = server_config(no_server=no_server, host=host, port=port, token=token,
                            no_auth=no_auth, insecure=insecure, cors=cors_origin,
                            client_timeout=client_timeout)

@@ -21,6 +21,7 @@ FRAME_MAX_EVENTS = 256  # events per batched frame: amortises framing, keeps lat
 FRAME_MAX_BYTES = 1_000_000  # bytes per batched frame: under 1 MiB (and Engine.IO maxPayload)
 LOGS_DEFAULT_LIMIT = 1000  # SPEC 4: /logs default page size
 LOGS_MAX_LIMIT = 10_000  # SPEC 4: /logs largest page size
+LOGS_MAX_BYTES = 16 * 1024 * 1024  # a /logs page stops early past this (huge lines)
 
 
 @dataclass(frozen=True, slots=True)

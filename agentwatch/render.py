@@ -1,0 +1,159 @@
+"""Human rendering of events and the `--until-exit` status; pure, no I/O."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)  # ANSI foreground codes
+DIM = "\x1b[2m"
+RESET = "\x1b[0m"
+
+
+@dataclass
+class Renderer:
+    """Formats events as ``HH:MM:SS.mmm name | line``, one colour per process."""
+
+    colour: bool = False
+    width: int = 0  # name column width, grows as names appear
+    _colours: dict[str, int] = field(default_factory=dict)
+
+    def _name(self, pid: str | None) -> str:
+        name = pid or "agentwatch"
+        self.width = max(self.width, len(name))
+        text = name.ljust(self.width)
+        if not self.colour:
+            return text
+        code = self._colours.setdefault(name, COLOURS[len(self._colours) % len(COLOURS)])
+        return f"\x1b[{code}m{text}{RESET}"
+
+    def line(self, event: dict[str, Any]) -> str | None:
+        """One printable line for an event (None for events not worth a line)."""
+        kind = event.get("type")
+        ts = str(event.get("timestamp", ""))
+        clock = ts[11:23] if len(ts) >= 23 else ts
+        name = self._name(event.get("processId"))
+        if kind == "process-output":
+            text = str(event.get("output", ""))
+            if event.get("stream") == "stderr" and self.colour:
+                text = f"\x1b[31m{text}{RESET}"
+            return f"{clock} {name} | {text}"
+        if kind == "process-stats":
+            return None
+        note = describe(event)
+        if self.colour:
+            note = f"{DIM}{note}{RESET}"
+        return f"{clock} {name} | {note}"
+
+
+def describe(event: dict[str, Any]) -> str:
+    """A short human description of a non-output event."""
+    kind = event.get("type")
+    if kind == "process-started":
+        extra = f" (restart {event.get('restarts')})" if event.get("restarts") else ""
+        return f"-- started pid {event.get('pid')}{extra}"
+    if kind == "process-stopped":
+        how = (f"signal {event['signal']}" if event.get("signal")
+               else f"exit code {event.get('exitCode')}")
+        again = ", restarting" if event.get("willRestart") else ""
+        return f"-- stopped ({how}, {event.get('durationMs')} ms{again})"
+    if kind == "process-error":
+        return f"-- error [{event.get('kind')}]: {event.get('error')}"
+    if kind == "process-waiting":
+        return "-- waiting for input"
+    if kind == "process-resumed":
+        return "-- resumed"
+    if kind == "system-alert":
+        return f"-- {event.get('level')}: {event.get('message')}"
+    if kind == "task-assigned":
+        return f"-- task {event.get('taskId')} assigned: {event.get('title') or ''}".rstrip()
+    if kind == "task-completed":
+        return f"-- task {event.get('taskId')} {event.get('status')}"
+    if kind == "gap":
+        return f"-- events {event.get('fromSeq')}..{event.get('toSeq')} are no longer available"
+    return f"-- {kind}"
+
+
+def output_bytes(event: dict[str, Any]) -> bytes:
+    """The exact bytes of an output event (``outputBase64`` when present)."""
+    raw = event.get("outputBase64")
+    if isinstance(raw, str):
+        return base64.b64decode(raw)
+    return str(event.get("output", "")).encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class ExitTracker:
+    """Follows process ends to give the status `run` would (for `--until-exit`)."""
+
+    waiting_for: set[str] | None  # None: every process seen
+    statuses: dict[str, int] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    _timed_out: set[str] = field(default_factory=set)
+
+    def feed(self, event: dict[str, Any]) -> None:
+        """Take one event into account."""
+        pid = event.get("processId")
+        if not isinstance(pid, str):
+            return
+        self.seen.add(pid)
+        kind = event.get("type")
+        if kind == "process-started":
+            self.statuses.pop(pid, None)
+        elif kind == "process-error":
+            if event.get("kind") == "timeout":
+                self._timed_out.add(pid)
+            elif event.get("kind") == "spawn-failed":
+                text = str(event.get("error", ""))
+                self._final(pid, 126 if "cannot execute" in text else 127)
+        elif kind == "process-stopped" and not event.get("willRestart"):
+            if pid in self._timed_out:
+                status = 124
+            elif event.get("signal"):
+                status = 128 + signal_number(str(event["signal"]))
+            else:
+                status = int(event.get("exitCode") or 0)
+            self._final(pid, status)
+
+    def seed(self, process: dict[str, Any]) -> None:
+        """Take a process already over (from `/api/processes`) into account."""
+        pid = process.get("processId")
+        if not isinstance(pid, str):
+            return
+        self.seen.add(pid)
+        if process.get("state") in ("exited", "failed"):
+            if process.get("signal"):
+                self._final(pid, 128 + signal_number(str(process["signal"])))
+            elif process.get("exitCode") is not None:
+                self._final(pid, int(process["exitCode"]))
+            else:
+                self._final(pid, 1 if process.get("state") == "failed" else 0)
+
+    def _final(self, pid: str, status: int) -> None:
+        if pid not in self.statuses:
+            self.order.append(pid)
+        self.statuses[pid] = status
+
+    @property
+    def done(self) -> bool:
+        """Whether every followed process has ended for good."""
+        targets = self.waiting_for if self.waiting_for is not None else self.seen
+        return bool(targets) and all(p in self.statuses for p in targets)
+
+    @property
+    def status(self) -> int:
+        """0 if all succeeded, else the status of the first that failed."""
+        for pid in self.order:
+            if self.statuses.get(pid):
+                return self.statuses[pid]
+        return 0
+
+
+def signal_number(name: str) -> int:
+    """``SIGTERM`` -> 15 (0 if unknown)."""
+    import signal as _signal
+
+    sig = getattr(_signal.Signals, name if name.startswith("SIG") else "SIG" + name, None)
+    return int(sig) if sig is not None else 0
