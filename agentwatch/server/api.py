@@ -28,8 +28,11 @@ from agentwatch.server.ws import handle_ws
 from agentwatch.supervisor import parse_signal
 
 RouteHandler = Callable[..., Awaitable[None]]
-HTML_HEADERS = [("cache-control", "no-store"), ("x-content-type-options", "nosniff"),
-                ("referrer-policy", "no-referrer")]
+HTML_HEADERS = [
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+]
 
 
 def _json_body(request: Request) -> dict[str, Any]:
@@ -46,8 +49,10 @@ def _json_body(request: Request) -> dict[str, Any]:
 async def healthz(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
     """``{"status":"ok","runId":..,"version":..}`` (503 while shutting down)."""
     status = "shutting-down" if ctx.shutting_down else "ok"
-    await conn.send_json(503 if ctx.shutting_down else 200,
-                         {"status": status, "runId": ctx.run_id, "version": ctx.version})
+    await conn.send_json(
+        503 if ctx.shutting_down else 200,
+        {"status": status, "runId": ctx.run_id, "version": ctx.version},
+    )
 
 
 async def list_processes(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
@@ -55,8 +60,7 @@ async def list_processes(ctx: ServerContext, conn: HTTPConnection, request: Requ
     await conn.send_json(200, [p.as_json() for p in ctx.supervisor.processes.values()])
 
 
-async def get_process(ctx: ServerContext, conn: HTTPConnection, request: Request,
-                      pid: str) -> None:
+async def get_process(ctx: ServerContext, conn: HTTPConnection, request: Request, pid: str) -> None:
     """One process; 404 if unknown."""
     await conn.send_json(200, ctx.supervisor.get(pid).as_json())
 
@@ -99,13 +103,13 @@ async def logs(ctx: ServerContext, conn: HTTPConnection, request: Request, pid: 
     await conn.send_response(200, body + b"}", headers=[("cache-control", "no-store")])
 
 
-async def send_signal(ctx: ServerContext, conn: HTTPConnection, request: Request,
-                      pid: str) -> None:
+async def send_signal(ctx: ServerContext, conn: HTTPConnection, request: Request, pid: str) -> None:
     """``{"signal":"TERM"}`` -> 202."""
     name = _json_body(request).get("signal", request.param("signal"))
     if not isinstance(name, (str, int)) or isinstance(name, bool):
-        raise ProtocolError('body must be {"signal": "TERM"} (a name or number)',
-                            code="invalid-signal")
+        raise ProtocolError(
+            'body must be {"signal": "TERM"} (a name or number)', code="invalid-signal"
+        )
     ctx.supervisor.send_signal(pid, parse_signal(name))
     await conn.send_json(202, {"ok": True})
 
@@ -144,8 +148,7 @@ async def get_metrics(ctx: ServerContext, conn: HTTPConnection, request: Request
 async def websocket(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
     """``/ws``: the native WebSocket protocol (426 without an upgrade)."""
     if not request.is_websocket:
-        raise ProtocolError("/ws needs a WebSocket upgrade", status=426,
-                            code="upgrade-required")
+        raise ProtocolError("/ws needs a WebSocket upgrade", status=426, code="upgrade-required")
     await handle_ws(ctx, conn, request)
 
 
@@ -167,27 +170,26 @@ async def dashboard(ctx: ServerContext, conn: HTTPConnection, request: Request) 
     token = request.param("token")
     if token and ctx.config.token is not None and token_matches(ctx.config.token, token):
         headers.append(auth_cookie(token))
-    await conn.send_response(200, page, content_type="text/html; charset=utf-8",
-                             headers=headers)
+    await conn.send_response(200, page, content_type="text/html; charset=utf-8", headers=headers)
 
 
 _ID = r"/([^/]+)"
+_TABLE: list[tuple[str, str, RouteHandler]] = [
+    ("GET", r"/", dashboard),
+    ("GET", r"/healthz", healthz),
+    ("GET", r"/api/processes", list_processes),
+    ("GET", r"/api/processes" + _ID, get_process),
+    ("GET", r"/api/processes" + _ID + r"/logs", logs),
+    ("GET", r"/api/processes" + _ID + r"/logs/stream", sse.process_stream),
+    ("POST", r"/api/processes" + _ID + r"/signal", send_signal),
+    ("POST", r"/api/processes" + _ID + r"/stop", stop),
+    ("POST", r"/api/processes" + _ID + r"/restart", restart),
+    ("GET", r"/api/events/stream", sse.events_stream),
+    ("POST", r"/api/events", publish),
+    ("GET", r"/api/clients", clients),
+    ("GET", r"/metrics", get_metrics),
+    ("GET", r"/ws", websocket),
+]
 ROUTES: list[tuple[str, re.Pattern[str], RouteHandler]] = [
-    (method, re.compile(pattern), handler)
-    for method, pattern, handler in [
-        ("GET", r"/", dashboard),
-        ("GET", r"/healthz", healthz),
-        ("GET", r"/api/processes", list_processes),
-        ("GET", r"/api/processes" + _ID, get_process),
-        ("GET", r"/api/processes" + _ID + r"/logs", logs),
-        ("GET", r"/api/processes" + _ID + r"/logs/stream", sse.process_stream),
-        ("POST", r"/api/processes" + _ID + r"/signal", send_signal),
-        ("POST", r"/api/processes" + _ID + r"/stop", stop),
-        ("POST", r"/api/processes" + _ID + r"/restart", restart),
-        ("GET", r"/api/events/stream", sse.events_stream),
-        ("POST", r"/api/events", publish),
-        ("GET", r"/api/clients", clients),
-        ("GET", r"/metrics", get_metrics),
-        ("GET", r"/ws", websocket),
-    ]
+    (method, re.compile(pattern), handler) for method, pattern, handler in _TABLE
 ]

@@ -68,8 +68,10 @@ def is_authenticated(config: ServerConfig, request: Request) -> bool:
 
 def auth_cookie(token: str) -> tuple[str, str]:
     """The ``Set-Cookie`` header that lets the dashboard in."""
-    return ("set-cookie",
-            f"{COOKIE_NAME}={quote(token, safe='')}; HttpOnly; SameSite=Strict; Path=/")
+    return (
+        "set-cookie",
+        f"{COOKIE_NAME}={quote(token, safe='')}; HttpOnly; SameSite=Strict; Path=/",
+    )
 
 
 def _host_name(host: str) -> str:
@@ -105,14 +107,18 @@ def cors_headers(request: Request) -> list[tuple[str, str]]:
     origin = request.headers.get("origin")
     if origin is None:
         return []
-    return [("access-control-allow-origin", origin),
-            ("access-control-allow-credentials", "true"),
-            ("vary", "Origin")]
+    return [
+        ("access-control-allow-origin", origin),
+        ("access-control-allow-credentials", "true"),
+        ("vary", "Origin"),
+    ]
 
 
 def preflight_headers(request: Request) -> list[tuple[str, str]]:
     """The extra headers of an ``OPTIONS`` preflight answer."""
     asked = request.headers.get("access-control-request-headers")
-    return [("access-control-allow-methods", ALLOWED_METHODS),
-            ("access-control-allow-headers", asked or ALLOWED_HEADERS),
-            ("access-control-max-age", str(PREFLIGHT_MAX_AGE_S))]
+    return [
+        ("access-control-allow-methods", ALLOWED_METHODS),
+        ("access-control-allow-headers", asked or ALLOWED_HEADERS),
+        ("access-control-max-age", str(PREFLIGHT_MAX_AGE_S)),
+    ]

@@ -66,8 +66,11 @@ class Subscription:
             self._wait_scope.cancel()
 
 
-def make_filter(process_ids: Iterable[str] | None = None, types: Iterable[str] | None = None,
-                stream: str | None = None) -> Filter:
+def make_filter(
+    process_ids: Iterable[str] | None = None,
+    types: Iterable[str] | None = None,
+    stream: str | None = None,
+) -> Filter:
     """A hub filter; ``None`` or ``"*"`` among the process ids means every process."""
     pids = None if process_ids is None else frozenset(process_ids)
     if pids is not None and (not pids or ALL_PROCESSES in pids):
@@ -141,8 +144,9 @@ class Subscriber:
         self.client = client
         self.subscriptions: dict[str, Subscription] = {}
 
-    def subscribe(self, key: str, flt: Filter, *, since: int | None = None,
-                  tail: int | None = None) -> Subscription:
+    def subscribe(
+        self, key: str, flt: Filter, *, since: int | None = None, tail: int | None = None
+    ) -> Subscription:
         """Add (or replace) the subscription ``key``, starting at its cursor."""
         self.unsubscribe(key)
         sub = Subscription(key, flt, start_cursor(self.ctx.hub, flt, since, tail))
@@ -175,19 +179,29 @@ class Subscriber:
         """Publish the ``slow-subscriber`` alert of SPEC 4.4."""
         c = self.client
         timeout = self.ctx.config.client_timeout
-        self.ctx.hub.publish(SYSTEM_ALERT, None, {
-            "level": "warning",
-            "code": "slow-subscriber",
-            "message": (f"disconnected subscriber {c.client_id} ({c.transport} from "
-                        f"{c.remote}): it read nothing for {timeout:g} s with "
-                        f"{max(self.ctx.hub.last_seq - self.cursor, 0)} events pending"),
-        })
+        self.ctx.hub.publish(
+            SYSTEM_ALERT,
+            None,
+            {
+                "level": "warning",
+                "code": "slow-subscriber",
+                "message": (
+                    f"disconnected subscriber {c.client_id} ({c.transport} from "
+                    f"{c.remote}): it read nothing for {timeout:g} s with "
+                    f"{max(self.ctx.hub.last_seq - self.cursor, 0)} events pending"
+                ),
+            },
+        )
 
 
 @asynccontextmanager
-async def open_subscriber(ctx: ServerContext, transport: str, remote: str,
-                          stream: ConnStream | None = None,
-                          user_id: str | None = None) -> AsyncIterator[Subscriber]:
+async def open_subscriber(
+    ctx: ServerContext,
+    transport: str,
+    remote: str,
+    stream: ConnStream | None = None,
+    user_id: str | None = None,
+) -> AsyncIterator[Subscriber]:
     """Register a client for the duration of the block.
 
     On exit it is unregistered; if ``stream`` stalled (the peer read nothing
@@ -217,8 +231,9 @@ def _fit(batch: EventBatch, max_events: int, max_bytes: int) -> tuple[int, int]:
     return n, end
 
 
-def split_frames(batches: list[EventBatch], max_events: int,
-                 max_bytes: int) -> list[list[EventBatch]]:
+def split_frames(
+    batches: list[EventBatch], max_events: int, max_bytes: int
+) -> list[list[EventBatch]]:
     """Group batches into frames of at most ``max_events`` and ``max_bytes``.
 
     Batches are cut between events where needed; an event larger than
@@ -238,10 +253,10 @@ def split_frames(batches: list[EventBatch], max_events: int,
             if k == 0 and not cur:
                 k, cut = 1, b.data.index(b"\n") + 1
             if k:
-                cur.append(EventBatch(b.first_seq, k, b.type, b.process_id, b.stream,
-                                      b.data[:cut]))
-                b = EventBatch(b.first_seq + k, b.count - k, b.type, b.process_id, b.stream,
-                               b.data[cut:])
+                cur.append(EventBatch(b.first_seq, k, b.type, b.process_id, b.stream, b.data[:cut]))
+                b = EventBatch(
+                    b.first_seq + k, b.count - k, b.type, b.process_id, b.stream, b.data[cut:]
+                )
             frames.append(cur)
             cur, n, size = [], 0, 0
     if cur:

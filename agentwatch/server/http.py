@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,6 +52,7 @@ from agentwatch.server.limits import RECEIVE_BYTES, Limits
 from agentwatch.server.netstream import ConnStream
 
 JSON_TYPE = "application/json"
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 Headers = Iterable[tuple[str, str]]
 _encode = msgspec.json.Encoder().encode
 
@@ -142,13 +144,29 @@ class HTTPConnection:
         if data:
             await self.stream.send_all(data)
 
-    async def send_response(self, status: int, body: bytes = b"", *,
-                            content_type: str = JSON_TYPE, headers: Headers = ()) -> None:
+    async def send_response(
+        self,
+        status: int,
+        body: bytes = b"",
+        *,
+        content_type: str = JSON_TYPE,
+        headers: Headers = (),
+    ) -> None:
         """Send a whole response with ``Content-Length``."""
         self.response_started = True
-        all_headers = [("content-type", content_type), ("content-length", str(len(body))),
-                       *self._headers(headers)]
-        data = self._h11.send(h11.Response(status_code=status, headers=all_headers)) or b""
+        all_headers = [
+            ("content-type", content_type),
+            ("content-length", str(len(body))),
+            *self._headers(headers),
+        ]
+        data = (
+            self._h11.send(
+                h11.Response(
+                    status_code=status, headers=all_headers, reason=_REASONS.get(status, b"")
+                )
+            )
+            or b""
+        )
         if body:
             data += self._h11.send(h11.Data(data=body)) or b""
         data += self._h11.send(h11.EndOfMessage()) or b""
@@ -156,21 +174,26 @@ class HTTPConnection:
 
     async def send_json(self, status: int, obj: Any, *, headers: Headers = ()) -> None:
         """Send ``obj`` as JSON (``Cache-Control: no-store``)."""
-        await self.send_response(status, _encode(obj),
-                                 headers=[("cache-control", "no-store"), *headers])
+        await self.send_response(
+            status, _encode(obj), headers=[("cache-control", "no-store"), *headers]
+        )
 
-    async def send_error(self, status: int, code: str, message: str, *,
-                         headers: Headers = ()) -> None:
+    async def send_error(
+        self, status: int, code: str, message: str, *, headers: Headers = ()
+    ) -> None:
         """Send the JSON error of SPEC 4."""
-        await self.send_json(status, {"error": {"code": code, "message": message}},
-                             headers=headers)
+        await self.send_json(status, {"error": {"code": code, "message": message}}, headers=headers)
 
-    async def start_stream(self, status: int, *, content_type: str,
-                           headers: Headers = ()) -> None:
+    async def start_stream(self, status: int, *, content_type: str, headers: Headers = ()) -> None:
         """Start a chunked response; follow with `send_data` and `end_stream`."""
         self.response_started = True
-        await self._send(h11.Response(status_code=status, headers=[
-            ("content-type", content_type), *self._headers(headers)]))
+        await self._send(
+            h11.Response(
+                status_code=status,
+                headers=[("content-type", content_type), *self._headers(headers)],
+                reason=_REASONS.get(status, b""),
+            )
+        )
 
     async def send_data(self, data: bytes) -> None:
         """Send a piece of a streamed response (one chunk)."""
@@ -204,10 +227,9 @@ class HTTPConnection:
             event = self._h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = b""
             with trio.move_on_at(deadline):
                 data = await self.stream.receive_some(RECEIVE_BYTES)
-                self._h11.receive_data(data)
+                self._h11.receive_data(bytes(data))
                 if first_byte and data:
                     first_byte = False
                     deadline = min(deadline, trio.current_time() + self.limits.request_timeout)
@@ -235,8 +257,9 @@ class HTTPConnection:
         deadline = trio.current_time() + limits.request_timeout
         length = request.headers.get("content-length", "0")
         if length.isdigit() and int(length) > limits.max_body_bytes:
-            raise ProtocolError(f"request body over {limits.max_body_bytes} bytes",
-                                status=413, code="too-large")
+            raise ProtocolError(
+                f"request body over {limits.max_body_bytes} bytes", status=413, code="too-large"
+            )
         if self._h11.they_are_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
         body = bytearray()
@@ -247,8 +270,11 @@ class HTTPConnection:
             if isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limits.max_body_bytes:
-                    raise ProtocolError(f"request body over {limits.max_body_bytes} bytes",
-                                        status=413, code="too-large")
+                    raise ProtocolError(
+                        f"request body over {limits.max_body_bytes} bytes",
+                        status=413,
+                        code="too-large",
+                    )
             elif isinstance(event, h11.ConnectionClosed):
                 return None
         request.body = bytes(body)
@@ -268,8 +294,7 @@ class HTTPConnection:
     @property
     def can_respond(self) -> bool:
         """Whether no response has started (so an error can still be sent)."""
-        return not self.response_started and self._h11.our_state in (h11.IDLE,
-                                                                      h11.SEND_RESPONSE)
+        return not self.response_started and self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE)
 
 
 Handler = Callable[[HTTPConnection, Request], Awaitable[None]]
@@ -322,8 +347,7 @@ async def _handle_one(conn: HTTPConnection, handler: Handler) -> bool:
     except Exception as exc:
         if is_disconnect(exc):
             return False
-        log_error(f"internal error on {request.method} {request.path}: "
-                  f"{type(exc).__name__}: {exc}")
+        log_error(f"internal error on {request.method} {request.path}: {type(exc).__name__}: {exc}")
         await _fail(conn, 500, "internal-error", f"{type(exc).__name__}: {exc}")
     return conn.next_cycle()
 

@@ -60,7 +60,7 @@ class ConnStream(trio.abc.Stream):
         """Delegate to the socket."""
         await self.inner.wait_send_all_might_not_block()
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         """The replayed bytes first, then the socket's."""
         if self._prefix:
             size = max_bytes or len(self._prefix)

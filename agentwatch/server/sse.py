@@ -46,8 +46,9 @@ class SSESink:
 
     async def send_gap(self, from_seq: int, to_seq: int) -> None:
         """``event: gap`` with ``{"type":"gap","fromSeq":a,"toSeq":b}``."""
-        await self.conn.send_data(encode_event(gap_message(from_seq, to_seq), event="gap",
-                                               id=to_seq))
+        await self.conn.send_data(
+            encode_event(gap_message(from_seq, to_seq), event="gap", id=to_seq)
+        )
 
     async def keepalive(self) -> None:
         """A comment line, so proxies and clients see the stream is alive."""
@@ -60,8 +61,9 @@ def int_param(request: Request, name: str, value: str | None = None) -> int | No
     if text is None or text == "":
         return None
     if not text.isascii() or not text.isdigit():
-        raise ProtocolError(f"{name} must be a non-negative integer, not {text[:40]!r}",
-                            code="invalid-field")
+        raise ProtocolError(
+            f"{name} must be a non-negative integer, not {text[:40]!r}", code="invalid-field"
+        )
     return int(text)
 
 
@@ -81,31 +83,41 @@ def resume_point(request: Request) -> int | None:
     return int_param(request, "since")
 
 
-async def _serve(ctx: ServerContext, conn: HTTPConnection, request: Request,
-                 process_id: str | None) -> None:
+async def _serve(
+    ctx: ServerContext, conn: HTTPConnection, request: Request, process_id: str | None
+) -> None:
     types = request.query.get("type")
     pids = [process_id] if process_id is not None else request.query.get("processId")
     flt = make_filter(pids, types, stream_param(request))
     since, tail = resume_point(request), int_param(request, "tail")
     conn.keep_alive = False  # the stream ends with the connection
     async with open_subscriber(ctx, "sse", request.remote, conn.stream) as subscriber:
-        sub = subscriber.subscribe(process_id or ",".join(pids or ["*"]), flt,
-                                   since=since, tail=tail)
+        sub = subscriber.subscribe(
+            process_id or ",".join(pids or ["*"]), flt, since=since, tail=tail
+        )
         await conn.start_stream(200, content_type="text/event-stream", headers=SSE_HEADERS)
         head = encode_retry(RETRY_MS)
         if process_id is not None:
-            hello = msgspec.json.encode({"processId": process_id,
-                                         "streamId": subscriber.client.client_id})
+            hello = msgspec.json.encode(
+                {"processId": process_id, "streamId": subscriber.client.client_id}
+            )
             head += encode_event(hello, event="connected")
         await conn.send_data(head)
         sink = SSESink(conn, log_name=process_id is not None)
-        await follow(ctx.hub, sub, sink, progress=subscriber.progress,
-                     idle_interval=ctx.limits.sse_keepalive, on_idle=sink.keepalive)
+        await follow(
+            ctx.hub,
+            sub,
+            sink,
+            progress=subscriber.progress,
+            idle_interval=ctx.limits.sse_keepalive,
+            on_idle=sink.keepalive,
+        )
         await conn.end_stream()
 
 
-async def process_stream(ctx: ServerContext, conn: HTTPConnection, request: Request,
-                         process_id: str) -> None:
+async def process_stream(
+    ctx: ServerContext, conn: HTTPConnection, request: Request, process_id: str
+) -> None:
     """``GET /api/processes/{id}/logs/stream``; 404 for an unknown process."""
     ctx.supervisor.get(process_id)
     await _serve(ctx, conn, request, process_id)

@@ -51,8 +51,9 @@ def add_text_frame(buf: bytearray, payload: bytes) -> None:
 class ServerWebSocket:
     """An accepted WebSocket connection (see the module docstring)."""
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection, stream: ConnStream,
-                 remote: str) -> None:
+    def __init__(
+        self, ws: trio_websocket.WebSocketConnection, stream: ConnStream, remote: str
+    ) -> None:
         self.ws = ws
         self.stream = stream
         self.remote = remote
@@ -60,11 +61,11 @@ class ServerWebSocket:
     @property
     def closed(self) -> CloseReason | None:
         """Why the connection is closed or closing, else None."""
-        return self.ws.closed  # type: ignore[no-any-return]
+        return self.ws.closed
 
     async def get_message(self) -> str | bytes:
         """The next client message; raises ConnectionClosed at the end."""
-        return await self.ws.get_message()  # type: ignore[no-any-return]
+        return await self.ws.get_message()
 
     async def send_message(self, message: str | bytes) -> None:
         """Send one message through trio-websocket (str: text, bytes: binary)."""
@@ -89,11 +90,11 @@ class ServerWebSocket:
             await self.ws.aclose(code, reason)
         await self.stream.aclose()
 
-    async def keep_alive(self, interval: float, timeout: float) -> None:
+    async def keep_alive(self, interval: float, pong_timeout: float) -> None:
         """Ping every ``interval`` s; cut the connection if a pong is late."""
         while True:
             await trio.sleep(interval)
-            with trio.move_on_after(timeout) as scope:
+            with trio.move_on_after(pong_timeout) as scope:
                 try:
                     await self.ws.ping()
                 except ConnectionClosed:
@@ -104,8 +105,9 @@ class ServerWebSocket:
 
 
 @asynccontextmanager
-async def accept_websocket(conn: HTTPConnection, request: Request,
-                           limits: Limits) -> AsyncIterator[ServerWebSocket]:
+async def accept_websocket(
+    conn: HTTPConnection, request: Request, limits: Limits
+) -> AsyncIterator[ServerWebSocket]:
     """Complete the upgrade of ``request``; yield the open WebSocket.
 
     On exit the WebSocket is closed (code 1000 unless the block closed it
@@ -114,8 +116,12 @@ async def accept_websocket(conn: HTTPConnection, request: Request,
     stream = conn.detach(request)
     async with trio.open_nursery() as nursery:
         ws_request = await trio_websocket.wrap_server_stream(
-            nursery, stream, message_queue_size=MESSAGE_QUEUE,
-            max_message_size=limits.ws_max_message_bytes, receive_buffer_size=RECEIVE_BYTES)
+            nursery,
+            stream,
+            message_queue_size=MESSAGE_QUEUE,
+            max_message_size=limits.ws_max_message_bytes,
+            receive_buffer_size=RECEIVE_BYTES,
+        )
         ws = ServerWebSocket(await ws_request.accept(), stream, request.remote)
         nursery.start_soon(ws.keep_alive, limits.ws_ping_interval, limits.ws_pong_timeout)
         try:

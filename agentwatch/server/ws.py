@@ -54,8 +54,9 @@ class WSSink:
     async def send_events(self, batches: list[EventBatch]) -> None:
         """One frame per event, or arrays of events with ``batch=1``."""
         if self.batch:
-            frames = split_frames(batches, self.limits.frame_max_events,
-                                  self.limits.frame_max_bytes)
+            frames = split_frames(
+                batches, self.limits.frame_max_events, self.limits.frame_max_bytes
+            )
             await self.ws.send_frames([json_array(f) for f in frames])
         else:
             await self.ws.send_frames([line for b in batches for line in b.lines()])
@@ -68,8 +69,9 @@ class WSSink:
 class WSSession:
     """The client messages of one connection and its subscriptions."""
 
-    def __init__(self, ctx: ServerContext, ws: ServerWebSocket, subscriber: Subscriber,
-                 sink: WSSink) -> None:
+    def __init__(
+        self, ctx: ServerContext, ws: ServerWebSocket, subscriber: Subscriber, sink: WSSink
+    ) -> None:
         self.ctx = ctx
         self.ws = ws
         self.subscriber = subscriber
@@ -104,13 +106,15 @@ class WSSession:
             key = message.process_id
             flt = make_filter(None if key == ALL_PROCESSES else [key], message.types)
             sub = self.subscriber.subscribe(key, flt, since=message.since, tail=message.tail)
-            await self.ws.send_frames([reply(
-                {"type": "subscribed", "processId": key, "lastSeq": hub.last_seq})])
+            await self.ws.send_frames(
+                [reply({"type": "subscribed", "processId": key, "lastSeq": hub.last_seq})]
+            )
             nursery.start_soon(self.run_subscription, sub)
         else:
             self.subscriber.unsubscribe(message.process_id)
-            await self.ws.send_frames([reply(
-                {"type": "unsubscribed", "processId": message.process_id})])
+            await self.ws.send_frames(
+                [reply({"type": "unsubscribed", "processId": message.process_id})]
+            )
 
     async def run_subscription(self, sub: Subscription) -> None:
         """Follow one subscription; close the connection when the run is over."""
@@ -128,9 +132,10 @@ class WSSession:
 async def handle_ws(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
     """Serve one ``/ws`` connection (already authorized) until it closes."""
     batch = request.param("batch") in ("1", "true")
-    async with accept_websocket(conn, request, ctx.limits) as ws, open_subscriber(
-        ctx, "ws", request.remote, ws.stream
-    ) as subscriber:
+    async with (
+        accept_websocket(conn, request, ctx.limits) as ws,
+        open_subscriber(ctx, "ws", request.remote, ws.stream) as subscriber,
+    ):
         session = WSSession(ctx, ws, subscriber, WSSink(ws, batch, ctx.limits))
         async with trio.open_nursery() as nursery:
             try:
