@@ -104,7 +104,9 @@ class HTTPClient:
     async def send(self, method: str, path: str, headers: list[tuple[str, str]],
                    body: bytes) -> None:
         """Send one request."""
-        hdrs = [("host", "127.0.0.1"), *headers]
+        hdrs = list(headers)
+        if not any(k.lower() == "host" for k, _ in hdrs):
+            hdrs.insert(0, ("host", "127.0.0.1"))
         if body:
             hdrs.append(("content-length", str(len(body))))
         data = self.conn.send(h11.Request(method=method, target=path, headers=hdrs)) or b""

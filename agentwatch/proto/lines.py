@@ -120,12 +120,19 @@ class LineSplitter:
 
     def finish(self) -> list[Segment]:
         """Emit what is left at EOF as a last line (no newline needed)."""
+        out: list[Segment] = []
+        self._cut_long(out, final=True)
         data, self._pending = self._pending, b""
-        return [_piece(data, continued=False)] if data else []
+        if data:
+            out.append(_piece(data, continued=False))
+        return out
 
-    def _cut_long(self, out: list[Segment]) -> None:
+    def _cut_long(self, out: list[Segment], *, final: bool = False) -> None:
         limit = self.max_line_bytes
-        while len(self._pending) > limit:
+        # A trailing CR may be the first half of a CR LF line ending, which a
+        # line does not count: cut only once the line is longer without it,
+        # so that the pieces do not depend on where the reads were cut.
+        while len(self._pending) - (not final and self._pending.endswith(b"\r")) > limit:
             cut = _utf8_cut(self._pending, limit)
             out.append(_piece(self._pending[:cut], continued=True))
             self._pending = self._pending[cut:]
@@ -181,7 +188,7 @@ def _utf8_tail_cut(data: bytes) -> int:
         b = data[n - back]
         if b & 0xC0 == 0x80:
             continue
-        if b & 0xC0 == 0xC0:
+        if 0xC2 <= b <= 0xF4:  # a lead byte (others never start a valid sequence)
             need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
             return n - back if need > back else n
         return n

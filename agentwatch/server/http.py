@@ -253,6 +253,9 @@ class HTTPConnection:
         if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
             return None
         assert isinstance(event, h11.Request)
+        if event.http_version not in (b"1.0", b"1.1"):
+            version = event.http_version.decode()
+            raise ProtocolError(f"unsupported HTTP version {version}", code="bad-request")
         request = parse_request(event, self.remote)
         deadline = trio.current_time() + limits.request_timeout
         length = request.headers.get("content-length", "0")
@@ -315,8 +318,12 @@ def is_disconnect(exc: BaseException) -> bool:
     return isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError))
 
 
-async def _fail(conn: HTTPConnection, status: int, code: str, message: str) -> None:
-    conn.keep_alive = False
+async def _fail(
+    conn: HTTPConnection, status: int, code: str, message: str, *, close: bool = True
+) -> None:
+    """Answer with a JSON error if still possible; else (or if ``close``) close."""
+    if close or not conn.can_respond:
+        conn.keep_alive = False
     if conn.can_respond:
         try:
             await conn.send_error(status, code, message)
@@ -343,7 +350,7 @@ async def _handle_one(conn: HTTPConnection, handler: Handler) -> bool:
         if conn.can_respond and not conn.detached:
             raise RuntimeError(f"no response to {request.method} {request.path}")
     except ProtocolError as exc:
-        await _fail(conn, exc.status, exc.code, str(exc))
+        await _fail(conn, exc.status, exc.code, str(exc), close=False)
     except Exception as exc:
         if is_disconnect(exc):
             return False
