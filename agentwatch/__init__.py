@@ -1,3 +1,136 @@
-"""agentwatch: supervise agents, journal every line they print, serve it live."""
+"""agentwatch: supervise agents, journal every line they print, serve it live.
+
+The library under the CLI (SPEC 7). A trio program can run agents and
+serve their events itself, and follow a run with the async client::
+
+    import trio
+    import agentwatch
+
+    async def main() -> None:
+        spec = agentwatch.AgentSpec("hello", ("echo", "hi"))
+        opts = agentwatch.SessionOptions(server=agentwatch.ServerConfig(token="t"))
+        status = await agentwatch.run_session([spec], opts)
+
+    trio.run(main)
+
+Names are imported on first use, so ``import agentwatch`` stays cheap (no
+trio, psutil or server code until needed). See ``examples/embed.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    # options and errors (pure, no I/O)
+    "AgentSpec": "agentwatch.config",
+    "RestartPolicy": "agentwatch.config",
+    "ServerConfig": "agentwatch.config",
+    "StdinMode": "agentwatch.config",
+    "AgentwatchError": "agentwatch.errors",
+    "ClientError": "agentwatch.errors",
+    "ConfigError": "agentwatch.errors",
+    "JournalError": "agentwatch.errors",
+    "ProtocolError": "agentwatch.errors",
+    "SpawnError": "agentwatch.errors",
+    "AgentsFile": "agentwatch.agentfile",
+    "build_agent_spec": "agentwatch.agentfile",
+    "load_agents_file": "agentwatch.agentfile",
+    # the engine: journal, hub, supervisor, server, a whole run
+    "Journal": "agentwatch.journal",
+    "Filter": "agentwatch.hub",
+    "Hub": "agentwatch.hub",
+    "ManagedProcess": "agentwatch.supervisor",
+    "ProcState": "agentwatch.supervisor",
+    "Supervisor": "agentwatch.supervisor",
+    "ServerContext": "agentwatch.server.context",
+    "serve": "agentwatch.server",
+    "Session": "agentwatch.runner",
+    "SessionOptions": "agentwatch.runner",
+    "run_session": "agentwatch.runner",
+    # the client
+    "Server": "agentwatch.client",
+    "Subscription": "agentwatch.client",
+    "api": "agentwatch.client",
+    "find_server": "agentwatch.client",
+    "follow": "agentwatch.client",
+    "follow_batches": "agentwatch.client",
+}
+
+__all__ = [
+    "AgentSpec",
+    "AgentsFile",
+    "AgentwatchError",
+    "ClientError",
+    "ConfigError",
+    "Filter",
+    "Hub",
+    "Journal",
+    "JournalError",
+    "ManagedProcess",
+    "ProcState",
+    "ProtocolError",
+    "RestartPolicy",
+    "Server",
+    "ServerConfig",
+    "ServerContext",
+    "Session",
+    "SessionOptions",
+    "SpawnError",
+    "StdinMode",
+    "Subscription",
+    "Supervisor",
+    "__version__",
+    "api",
+    "build_agent_spec",
+    "find_server",
+    "follow",
+    "follow_batches",
+    "load_agents_file",
+    "run_session",
+    "serve",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentwatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports lazily
+    from agentwatch.agentfile import AgentsFile, build_agent_spec, load_agents_file
+    from agentwatch.client import (
+        Server,
+        Subscription,
+        api,
+        find_server,
+        follow,
+        follow_batches,
+    )
+    from agentwatch.config import AgentSpec, RestartPolicy, ServerConfig, StdinMode
+    from agentwatch.errors import (
+        AgentwatchError,
+        ClientError,
+        ConfigError,
+        JournalError,
+        ProtocolError,
+        SpawnError,
+    )
+    from agentwatch.hub import Filter, Hub
+    from agentwatch.journal import Journal
+    from agentwatch.runner import Session, SessionOptions, run_session
+    from agentwatch.server import serve
+    from agentwatch.server.context import ServerContext
+    from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor

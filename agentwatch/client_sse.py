@@ -1,85 +1,121 @@
-"""SSE transport of the subscribe client: h11 for the response, our SSE parser."""
+"""SSE transport of the subscribe client: h11 for the response, our SSE parser.
+
+One firehose stream (``GET /api/events/stream``) carries every subscribed
+process, so one cursor (`SSE_KEY`) is enough to resume after a reconnect.
+"""
 
 from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
 
-from agentwatch.client import Server, Subscription
-from agentwatch.errors import ClientError
+from agentwatch.client import CONNECT_TIMEOUT_S, EXIT_RETRY, Server, Subscription
+from agentwatch.errors import ClientError, ProtocolError
 from agentwatch.proto.sse import SSEParser
 
+if TYPE_CHECKING:
+    from agentwatch.client import _Attempt
+
 SSE_KEY = "sse"  # one ordered stream, one cursor
-READ_BYTES = 65536
+READ_BYTES = 64 * 1024  # one socket read
+MAX_HEADER_BYTES = 64 * 1024  # a response head larger than this is not our server
 
 
 def stream_path(sub: Subscription) -> str:
     """The firehose URL path with filters and the resume point."""
-    params: list[tuple[str, str]] = []
-    for pid in sub.process_ids:
-        if pid != "*":
-            params.append(("processId", pid))
-    for t in sub.types or ():
-        params.append(("type", t))
+    pids = [] if "*" in sub.process_ids else list(dict.fromkeys(sub.process_ids))
+    params: list[tuple[str, str]] = [("processId", pid) for pid in pids]
+    params.extend(("type", t) for t in sub.types or ())
+    if sub.stream:
+        params.append(("stream", sub.stream))
     if SSE_KEY in sub.cursors:
         params.append(("since", str(sub.cursors[SSE_KEY])))
-    elif sub.since is not None:
-        params.append(("since", str(sub.since)))
     elif sub.tail is not None:
         params.append(("tail", str(sub.tail)))
+        if sub.since is not None:
+            params.append(("since", str(sub.since)))
     else:
-        params.append(("since", "0"))
+        params.append(("since", str(sub.since or 0)))
     return "/api/events/stream?" + urllib.parse.urlencode(params)
 
 
-async def sse_events(server: Server, sub: Subscription) -> AsyncIterator[dict[str, Any]]:
-    """Yield events from one SSE connection; ClientError(75) when it breaks."""
+def _lost(why: str) -> ClientError:
+    return ClientError(why, exit_code=EXIT_RETRY)
+
+
+async def sse_batches(
+    server: Server, sub: Subscription, attempt: _Attempt
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """Yield the events of each read from one SSE connection.
+
+    Raises ClientError(EXIT_RETRY) when the connection breaks.
+    """
     parsed = urllib.parse.urlsplit(server.url)
+    if parsed.scheme != "http":
+        raise ClientError(f"--transport sse supports http:// URLs only, not {server.url}")
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
     try:
-        stream = await trio.open_tcp_stream(host, port)
-    except OSError as exc:
-        raise ClientError(f"cannot reach {server.url}: {exc.strerror}", exit_code=75) from exc
+        with trio.fail_after(CONNECT_TIMEOUT_S):
+            stream = await trio.open_tcp_stream(host, port)
+    except (OSError, trio.TooSlowError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise _lost(f"cannot reach {server.url}: {reason}") from exc
     async with stream:
-        conn = h11.Connection(h11.CLIENT)
+        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         headers = [("Host", parsed.netloc), ("Accept", "text/event-stream")]
         if server.token:
             headers.append(("Authorization", f"Bearer {server.token}"))
         req = h11.Request(method="GET", target=stream_path(sub), headers=headers)
         try:
-            await stream.send_all(conn.send(req) + conn.send(h11.EndOfMessage()))
-        except trio.BrokenResourceError as exc:
-            raise ClientError("connection lost", exit_code=75) from exc
+            await stream.send_all(conn.send(req) + (conn.send(h11.EndOfMessage()) or b""))
+        except (trio.BrokenResourceError, OSError) as exc:
+            raise _lost("connection lost") from exc
         parser = SSEParser()
         while True:
-            event = conn.next_event()
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise _lost(f"bad HTTP from the server: {exc}") from exc
             if event is h11.NEED_DATA:
                 try:
                     data = await stream.receive_some(READ_BYTES)
-                except trio.BrokenResourceError as exc:
-                    raise ClientError("connection lost", exit_code=75) from exc
-                if not data:
-                    raise ClientError("connection closed", exit_code=75)
+                except (trio.BrokenResourceError, OSError) as exc:
+                    raise _lost("connection lost") from exc
                 conn.receive_data(data)
                 continue
             if isinstance(event, h11.Response):
                 if event.status_code == 401:
                     raise ClientError(f"unauthorized: wrong or missing token for {server.url}")
+                if event.status_code in (502, 503, 504):
+                    raise _lost(f"the server answered HTTP {event.status_code}")
                 if event.status_code != 200:
-                    raise ClientError(f"SSE stream refused: HTTP {event.status_code}")
+                    raise ClientError(f"the SSE stream was refused: HTTP {event.status_code}")
+                attempt.connected = True
             elif isinstance(event, h11.Data):
-                for msg in parser.feed(bytes(event.data)):
-                    if msg.event in ("connected", "message") and not msg.data.startswith("{"):
+                try:
+                    messages = parser.feed(bytes(event.data))
+                except ProtocolError as exc:
+                    raise _lost(f"bad SSE from the server: {exc}") from exc
+                batch = []
+                for msg in messages:
+                    if msg.event == "connected" or not msg.data.startswith("{"):
                         continue
-                    obj = json.loads(msg.data)
-                    if not isinstance(obj, dict) or msg.event == "connected":
-                        continue
-                    if sub.accept(SSE_KEY, obj):
-                        yield obj
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return
+                    try:
+                        obj = json.loads(msg.data)
+                    except ValueError as exc:
+                        raise ClientError(
+                            f"the server sent an event that is not JSON: {exc}"
+                        ) from None
+                    if isinstance(obj, dict) and sub.accept(SSE_KEY, obj):
+                        batch.append(obj)
+                if batch:
+                    yield batch
+            elif isinstance(event, h11.EndOfMessage):
+                return  # the server ended the stream: the run is over
+            elif isinstance(event, h11.ConnectionClosed):
+                raise _lost("connection closed")

@@ -119,6 +119,8 @@ class Journal:
                     if line and seq_of_line(line) > seq:
                         out.append(line)
                         taken += len(line)
+                        if taken >= max_bytes:
+                            break
         return out
 
     def close(self) -> None:

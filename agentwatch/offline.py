@@ -1,93 +1,141 @@
-"""Reading runs and journals from disk, without a server (`logs`, `runs`)."""
+"""Reading runs and journals from disk, without a server (`logs`, `runs`).
+
+A journal may end in a line cut short by a crash (agentwatch killed in the
+middle of a write): that line is skipped, as is any line that is not JSON.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentwatch.errors import ClientError
+from agentwatch.errors import ClientError, JournalError
 from agentwatch.events import decode_event
 from agentwatch.journal import read_journal
-from agentwatch.paths import pid_alive, read_discovery, runs_dir
+from agentwatch.paths import (
+    DISCOVERY_FILE,
+    EXIT_NOT_FOUND,
+    JOURNAL_FILE,
+    live_discovery,
+    resolve_run_id,
+    runs_dir,
+)
 
 SCAN_FOR_PROCESSES_BYTES = 4 * 1024 * 1024  # `runs` reads this much of a journal for names
 
 
-def run_journal(run_id: str, home: Path | None = None) -> Path | None:
-    """The journal of run ``run_id``, if it exists."""
-    path = runs_dir(home) / run_id / "events.jsonl"
-    return path if path.exists() else None
-
-
-def journal_events(path: Path, process: str | None, since: int | None = None,
-                   tail: int | None = None) -> list[dict[str, Any]]:
-    """Events of ``process`` (all if None or ``*``) from a journal file.
-
-    A last line cut by a crash is skipped; so is any line that is not JSON.
-    """
+def run_journal(run_id: str, home: Path | None = None) -> Path:
+    """The journal of run ``run_id`` (an id or a unique prefix); ClientError if none."""
+    run_id = resolve_run_id(run_id, home)
+    path = runs_dir(home) / run_id / JOURNAL_FILE
     if not path.exists():
-        raise ClientError(f"journal not found: {path}")
-    keep: deque[dict[str, Any]] = deque(maxlen=tail if tail else None)
-    for line in read_journal(path):
-        try:
-            event = decode_event(line)
-        except ValueError:
-            continue
-        if since is not None and int(event.get("seq", 0)) <= since:
-            continue
-        if process not in (None, "*") and event.get("processId") != process:
-            continue
-        keep.append(event)
-    return list(keep)
+        raise ClientError(
+            f"run {run_id} has no journal in {path.parent} (--journal elsewhere, or --no-journal)",
+            exit_code=EXIT_NOT_FOUND,
+        )
+    return path
+
+
+@dataclass
+class JournalRead:
+    """What `journal_events` found."""
+
+    events: list[dict[str, Any]]
+    processes: list[str] = field(default_factory=list)  # every processId in the journal
+    skipped: int = 0  # lines that were not events (a cut last line, garbage)
+
+
+def journal_events(
+    path: Path,
+    process: str | None,
+    since: int | None = None,
+    tail: int | None = None,
+) -> JournalRead:
+    """Events of ``process`` (every event if None or ``*``) from a journal file."""
+    if path.is_dir():
+        raise ClientError(f"{path} is a folder, not a journal file")
+    if not path.exists():
+        raise ClientError(f"journal not found: {path}", exit_code=EXIT_NOT_FOUND)
+    keep: deque[dict[str, Any]] = deque(maxlen=tail if tail is not None else None)
+    names: dict[str, None] = {}
+    skipped = 0
+    try:
+        for line in read_journal(path):
+            try:
+                event = decode_event(line)
+            except ValueError:
+                skipped += 1
+                continue
+            pid = event.get("processId")
+            if isinstance(pid, str):
+                names.setdefault(pid)
+            seq = event.get("seq")
+            if since is not None and isinstance(seq, int) and seq <= since:
+                continue
+            if process not in (None, "*") and pid != process:
+                continue
+            keep.append(event)
+    except JournalError as exc:
+        raise ClientError(str(exc)) from None
+    return JournalRead(list(keep), list(names), skipped)
 
 
 def _processes_in(path: Path) -> list[str]:
-    names: list[str] = []
+    names: dict[str, None] = {}
     read = 0
-    with contextlib.suppress(Exception):
+    try:
         for line in read_journal(path):
             read += len(line)
             if b'"process-started"' in line:
-                pid = decode_event(line).get("processId")
-                if isinstance(pid, str) and pid not in names:
-                    names.append(pid)
+                try:
+                    pid = decode_event(line).get("processId")
+                except ValueError:
+                    continue
+                if isinstance(pid, str):
+                    names.setdefault(pid)
             if read > SCAN_FOR_PROCESSES_BYTES:
                 break
-    return names
+    except JournalError:
+        pass
+    return list(names)
 
 
 def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
-    """Every run under the state folder, newest first."""
+    """Every run under the state folder, newest first (stale discovery files removed)."""
     base = runs_dir(home)
-    out: list[dict[str, Any]] = []
     if not base.is_dir():
-        return out
+        return []
+    out: list[dict[str, Any]] = []
     for d in sorted(base.iterdir(), reverse=True):
         if not d.is_dir():
             continue
-        journal = d / "events.jsonl"
-        info = read_discovery(d / "server.json")
-        live = info is not None and pid_alive(info.pid)
-        if info is not None and not live:
-            with contextlib.suppress(OSError):
-                (d / "server.json").unlink()
-        started = info.started_at if info else _started_from_id(d.name)
-        out.append({
-            "runId": d.name,
-            "startedAt": started,
-            "state": "running" if live else "ended",
-            "processes": info.processes if (info and live) else _processes_in(journal),
-            "journalBytes": journal.stat().st_size if journal.exists() else 0,
-            "url": info.url if (info and live) else None,
-        })
+        journal = d / JOURNAL_FILE
+        info = live_discovery(d / DISCOVERY_FILE)
+        try:
+            size = journal.stat().st_size
+        except OSError:
+            size = None
+        out.append(
+            {
+                "runId": d.name,
+                "startedAt": info.started_at if info else _started_from_id(d.name),
+                "state": "running" if info else "ended",
+                "processes": info.processes if info else _processes_in(journal),
+                "journal": str(journal) if size is not None else None,
+                "journalBytes": size or 0,
+                "url": info.url if info else None,
+                "pid": info.pid if info else None,
+            }
+        )
     return out
 
 
 def _started_from_id(run_id: str) -> str:
     stamp = run_id.split("-", 1)[0]
-    if len(stamp) == 16 and stamp[8] == "T":
-        return (f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:"
-                f"{stamp[13:15]}Z")
+    if len(stamp) == 16 and stamp[8] == "T" and stamp[15] == "Z":
+        return (
+            f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
+        )
     return ""

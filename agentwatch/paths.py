@@ -1,8 +1,18 @@
-"""Where runs live on disk, run ids, and discovery files (SPEC 2, 3)."""
+"""Where runs live on disk, run ids, and discovery files (SPEC 2, 3).
+
+    <home>/runs/<runId>/events.jsonl   the journal (unless --journal/--no-journal)
+    <home>/runs/<runId>/server.json    while the run serves: {runId, url, token,
+                                       pid, startedAt, processes}, mode 0600
+
+``<home>`` is ``$AGENTWATCH_HOME``, else ``$XDG_STATE_HOME/agentwatch``, else
+``~/.local/state/agentwatch``. A ``server.json`` whose pid is gone is stale:
+readers ignore and remove it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import secrets
@@ -10,6 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agentwatch.errors import ClientError
+
+EXIT_NOT_FOUND = 4  # a client command named a run or process that does not exist
+
+DISCOVERY_FILE = "server.json"
+JOURNAL_FILE = "events.jsonl"
 
 
 def state_home(environ: dict[str, str] | None = None) -> Path:
@@ -35,16 +52,17 @@ def runs_dir(home: Path | None = None) -> Path:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (and is not a zombie)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    with contextlib.suppress(OSError):
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
+    with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat") as f:
+        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+            return False
     return True
 
 
@@ -62,14 +80,20 @@ class Discovery:
 
     def as_json(self) -> dict[str, Any]:
         """The file's JSON form."""
-        return {"runId": self.run_id, "url": self.url, "token": self.token, "pid": self.pid,
-                "startedAt": self.started_at, "processes": self.processes}
+        return {
+            "runId": self.run_id,
+            "url": self.url,
+            "token": self.token,
+            "pid": self.pid,
+            "startedAt": self.started_at,
+            "processes": self.processes,
+        }
 
 
 def write_discovery(path: Path, info: Discovery) -> None:
     """Write ``server.json`` atomically with mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(info.as_json(), f)
@@ -77,29 +101,63 @@ def write_discovery(path: Path, info: Discovery) -> None:
 
 
 def read_discovery(path: Path) -> Discovery | None:
-    """Parse a ``server.json``; None if unreadable."""
+    """Parse a ``server.json``; None if missing or unreadable."""
     try:
         raw = json.loads(path.read_text())
-        return Discovery(raw["runId"], raw["url"], raw.get("token"), int(raw["pid"]),
-                         raw.get("startedAt", ""), list(raw.get("processes", [])), path)
-    except (OSError, ValueError, KeyError, TypeError):
+        token = raw.get("token")
+        return Discovery(
+            str(raw["runId"]),
+            str(raw["url"]),
+            token if isinstance(token, str) else None,
+            int(raw["pid"]),
+            str(raw.get("startedAt") or ""),
+            [str(p) for p in raw.get("processes") or []],
+            path,
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def live_discovery(path: Path) -> Discovery | None:
+    """The discovery file at ``path`` if its server is alive; a stale one is removed."""
+    info = read_discovery(path)
+    if info is None:
+        return None
+    if not pid_alive(info.pid):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return info
 
 
 def live_runs(home: Path | None = None) -> list[Discovery]:
     """Live servers, newest first; stale discovery files are removed."""
-    found: list[Discovery] = []
     base = runs_dir(home)
     if not base.is_dir():
-        return found
-    for f in base.glob("*/server.json"):
-        info = read_discovery(f)
-        if info is None:
-            continue
-        if not pid_alive(info.pid):
-            with contextlib.suppress(OSError):
-                f.unlink()
-            continue
-        found.append(info)
+        return []
+    found = [info for f in base.glob(f"*/{DISCOVERY_FILE}") if (info := live_discovery(f))]
     found.sort(key=lambda d: d.run_id, reverse=True)
     return found
+
+
+def resolve_run_id(run_id: str, home: Path | None = None) -> str:
+    """The run whose id is ``run_id`` or starts with it; ClientError if none or several."""
+    base = runs_dir(home)
+    if not run_id or "/" in run_id or run_id in (".", ".."):
+        raise ClientError(f"invalid run id {run_id!r}", exit_code=EXIT_NOT_FOUND)
+    if (base / run_id).is_dir():
+        return run_id
+    matches = (
+        sorted(d.name for d in base.glob(glob.escape(run_id) + "*") if d.is_dir())
+        if base.is_dir()
+        else []
+    )
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ClientError(
+            f"no run {run_id!r} in {base} (see 'agentwatch runs')", exit_code=EXIT_NOT_FOUND
+        )
+    raise ClientError(
+        f"run id {run_id!r} is ambiguous: {', '.join(matches[:5])}", exit_code=EXIT_NOT_FOUND
+    )

@@ -321,6 +321,7 @@ class Supervisor:
         """Decide on a restart (and wait for it); False when final."""
         if proc.stop_reason == "restart":
             proc.stop_reason = None
+            proc.state = ProcState.RESTARTING  # not STOPPING: serve_process would end
             proc.restarts += 1
             self._backoff = backoff
             return True

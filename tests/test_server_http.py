@@ -275,6 +275,7 @@ async def test_expect_100_continue(tmp_path: Path) -> None:
             while chunk := await stream.receive_some(65536):
                 out += chunk
             assert b"HTTP/1.1 201" in out
+            await stream.aclose()
 
 
 async def test_slowloris_does_not_block_others(tmp_path: Path) -> None:
@@ -493,7 +494,7 @@ async def test_processes_and_control_routes(tmp_path: Path) -> None:
 async def test_metrics(tmp_path: Path) -> None:
     with trio.fail_after(10):
         async with running_server(tmp_path) as ctx:
-            add_output(ctx, 'we"ird', "stdout", ["a", "b", "c"])
+            add_output(ctx, "w.e-i_rd", "stdout", ["a", "b", "c"])
             resp = await request(ctx, "GET", "/metrics")
             assert resp.status == 200
             assert resp.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
@@ -505,7 +506,7 @@ async def test_metrics(tmp_path: Path) -> None:
                     assert kind in ("gauge", "counter")
                     names.add(name)
                     assert f"# HELP {name} " in text
-                elif line:
+                elif not line.startswith("# HELP "):
                     assert line.startswith("agentwatch_")
             assert {
                 "agentwatch_process_state", "agentwatch_process_restarts_total",
@@ -515,7 +516,7 @@ async def test_metrics(tmp_path: Path) -> None:
                 "agentwatch_events_sent_total", "agentwatch_subscriber_catchups_total",
                 "agentwatch_journal_bytes",
             } <= names
-            assert 'agentwatch_process_state{process="we\\"ird",state="starting"} 1' in text
+            assert 'agentwatch_process_state{process="w.e-i_rd",state="starting"} 1' in text
             assert "agentwatch_events_published_total 3" in text
             journal_line = next(
                 ln for ln in text.splitlines() if ln.startswith("agentwatch_journal_bytes ")
@@ -550,5 +551,4 @@ async def test_port_in_use_is_config_error(tmp_path: Path) -> None:
                 ctx.hub, ctx.supervisor, ServerConfig(port=port_of(ctx)), "run-2", "9.9"
             )
             with pytest.raises(ConfigError, match="in use"):
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(serve, other)
+                await serve(other)

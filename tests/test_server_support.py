@@ -34,9 +34,15 @@ TOKEN = "s3cret-token"
 AUTH = [("authorization", f"Bearer {TOKEN}")]
 
 
-def port_of(ctx: ServerContext) -> int:
-    """The bound port."""
-    return int(urlsplit(ctx.url).port or 0)
+def port_of(target: ServerContext | str) -> int:
+    """The bound port of a server (or of its URL)."""
+    url = target if isinstance(target, str) else target.url
+    return int(urlsplit(url).port or 0)
+
+
+def ws_url(target: ServerContext | str, query: str = "") -> str:
+    """The /ws URL with the test token."""
+    return f"ws://127.0.0.1:{port_of(target)}/ws?token={TOKEN}{query}"
 
 
 @asynccontextmanager
@@ -97,9 +103,9 @@ class HTTPClient:
     conn: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
 
     @classmethod
-    async def connect(cls, ctx: ServerContext) -> HTTPClient:
-        """Open a connection to the server."""
-        return cls(await trio.open_tcp_stream("127.0.0.1", port_of(ctx)))
+    async def connect(cls, target: ServerContext | str) -> HTTPClient:
+        """Open a connection to the server (or its URL)."""
+        return cls(await trio.open_tcp_stream("127.0.0.1", port_of(target)))
 
     async def send(self, method: str, path: str, headers: list[tuple[str, str]],
                    body: bytes) -> None:
@@ -152,9 +158,11 @@ class HTTPClient:
         await self.stream.aclose()
 
 
-async def request(ctx: ServerContext, method: str, path: str, **kwargs: Any) -> Response:
+async def request(
+    target: ServerContext | str, method: str, path: str, **kwargs: Any
+) -> Response:
     """One request on a fresh connection."""
-    client = await HTTPClient.connect(ctx)
+    client = await HTTPClient.connect(target)
     try:
         return await client.request(method, path, **kwargs)
     finally:
@@ -235,3 +243,60 @@ async def wait_for(predicate: Callable[[], bool], poll: float = 0.01) -> None:
     """Poll ``predicate`` until true (callers bound it with ``fail_after``)."""
     while not predicate():
         await trio.sleep(poll)
+
+
+async def open_raw_socket(
+    target: ServerContext | str, rcvbuf: int | None = None
+) -> trio.SocketStream:
+    """A TCP connection to the server, optionally with a tiny receive buffer."""
+    sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, rcvbuf)
+    await sock.connect(("127.0.0.1", port_of(target)))
+    return trio.SocketStream(sock)
+
+
+async def read_head(stream: trio.SocketStream) -> tuple[bytes, bytes]:
+    """Read a response head; return it and the bytes after it."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            break
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
+class FrameReader:
+    """Parses unmasked server WebSocket frames from a raw stream."""
+
+    def __init__(self, stream: trio.SocketStream, buf: bytes = b"") -> None:
+        self.stream = stream
+        self.buf = buf
+
+    async def _need(self, n: int) -> bool:
+        while len(self.buf) < n:
+            chunk = await self.stream.receive_some(65536)
+            if not chunk:
+                return False
+            self.buf += chunk
+        return True
+
+    async def next(self) -> tuple[int, bytes] | None:
+        """(opcode, payload) of the next frame; None at EOF."""
+        if not await self._need(2):
+            return None
+        n = self.buf[1] & 0x7F
+        start = 2
+        if n == 126:
+            await self._need(4)
+            n, start = struct.unpack("!H", self.buf[2:4])[0], 4
+        elif n == 127:
+            await self._need(10)
+            n, start = struct.unpack("!Q", self.buf[2:10])[0], 10
+        if not await self._need(start + n):
+            return None
+        opcode, payload = self.buf[0] & 0x0F, self.buf[start : start + n]
+        self.buf = self.buf[start + n :]
+        return opcode, payload

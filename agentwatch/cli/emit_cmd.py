@@ -1,4 +1,17 @@
-"""`agentwatch emit`: publish task, alert and custom events to a live run."""
+"""`agentwatch emit`: publish task, alert and custom events to a live run.
+
+Inside an agent it needs nothing but the ``AGENTWATCH_*`` variables its
+supervisor set (URL, token, run id, process id), so a shell script agent
+can report its work::
+
+    agentwatch emit task-assigned --task T-1 --title "parse" --assignee coder
+    agentwatch emit task-completed --task T-1 --status success --result '{"files": 2}'
+    agentwatch emit system-alert --level warning "rate limited, backing off"
+    agentwatch emit x-tokens-used --data '{"input": 1200, "output": 300}'
+
+It prints nothing (an agent's output stays its own) unless ``--json``,
+which prints the server's answer, ``{"seq": N}``.
+"""
 
 from __future__ import annotations
 
@@ -11,92 +24,181 @@ import typer
 from agentwatch.cli import app, options
 from agentwatch.errors import ConfigError
 
+TASK_STATUSES = ("success", "failure", "cancelled")
+ALERT_LEVELS = ("info", "warning", "error")
+COMMON_FIELDS = ("seq", "type", "timestamp", "processId")
 
-def _json_arg(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
+
+def _json_arg(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
         raise ConfigError(f"{what} is not valid JSON: {exc}") from None
 
 
-def build_event(type_: str, *, task: str | None, title: str | None, assignee: str | None,
-                status: str | None, result: str | None, level: str | None,
-                code: str | None, message: list[str] | None, data: str | None,
-                process: str | None) -> dict[str, Any]:
+def _refuse(type_: str, given: dict[str, Any]) -> None:
+    """Options that mean nothing for this type are an error, not silently dropped."""
+    extra = [name for name, value in given.items() if value]
+    if extra:
+        raise ConfigError(f"{type_} does not take {', '.join(extra)}")
+
+
+def build_event(
+    type_: str,
+    *,
+    task: str | None = None,
+    title: str | None = None,
+    assignee: str | None = None,
+    status: str | None = None,
+    result: str | None = None,
+    level: str | None = None,
+    code: str | None = None,
+    message: list[str] | None = None,
+    data: str | None = None,
+    process: str | None = None,
+) -> dict[str, Any]:
     """The event object to publish, checked for the fields its type needs."""
-    event: dict[str, Any] = {"type": type_, "processId": process}
-    payload = _json_arg(data, "--data")
-    if payload is not None and not isinstance(payload, dict) and not type_.startswith("x-"):
-        raise ConfigError("--data must be a JSON object")
+    event: dict[str, Any] = {"type": type_, "processId": process or None}
+    payload = None if data is None else _json_arg(data, "--data")
+    text = " ".join(message) if message else None
     if type_ in ("task-assigned", "task-completed"):
         if not task:
             raise ConfigError(f"{type_} needs --task ID")
+        if payload is not None and not isinstance(payload, dict):
+            raise ConfigError("--data must be a JSON object")
         event["taskId"] = task
         if type_ == "task-assigned":
+            _refuse(
+                type_,
+                {
+                    "--status": status,
+                    "--result": result,
+                    "--level": level,
+                    "--code": code,
+                    "a MESSAGE": text,
+                },
+            )
             event.update({k: v for k, v in (("title", title), ("assignee", assignee)) if v})
         else:
-            if status not in ("success", "failure", "cancelled"):
-                raise ConfigError("task-completed needs --status success|failure|cancelled")
+            _refuse(
+                type_,
+                {
+                    "--title": title,
+                    "--assignee": assignee,
+                    "--level": level,
+                    "--code": code,
+                    "a MESSAGE": text,
+                },
+            )
+            if status not in TASK_STATUSES:
+                raise ConfigError(f"task-completed needs --status {'|'.join(TASK_STATUSES)}")
             event["status"] = status
             if result is not None:
-                event["result"] = _json_arg(result, "--result") if result[:1] in "[{\"" else result
+                structured = result[:1] in ("[", "{", '"')
+                event["result"] = _json_arg(result, "--result") if structured else result
         if payload is not None:
             event["data"] = payload
     elif type_ == "system-alert":
-        if level not in ("info", "warning", "error"):
-            raise ConfigError("system-alert needs --level info|warning|error")
-        if not message:
+        _refuse(
+            type_,
+            {
+                "--task": task,
+                "--title": title,
+                "--assignee": assignee,
+                "--status": status,
+                "--result": result,
+                "--data": data,
+            },
+        )
+        if level not in ALERT_LEVELS:
+            raise ConfigError(f"system-alert needs --level {'|'.join(ALERT_LEVELS)}")
+        if not text:
             raise ConfigError("system-alert needs a MESSAGE")
-        event.update({"level": level, "message": " ".join(message)})
+        event.update({"level": level, "message": text})
         if code:
             event["code"] = code
     elif type_.startswith("x-"):
-        if isinstance(payload, dict):
-            event.update({k: v for k, v in payload.items() if k not in ("type", "seq")})
+        _refuse(
+            type_,
+            {
+                "--task": task,
+                "--title": title,
+                "--assignee": assignee,
+                "--status": status,
+                "--result": result,
+                "--level": level,
+                "--code": code,
+            },
+        )
+        if isinstance(payload, dict):  # a custom event's own fields
+            event.update({k: v for k, v in payload.items() if k not in COMMON_FIELDS})
         elif payload is not None:
             event["data"] = payload
-        if message:
-            event["message"] = " ".join(message)
+        if text:
+            event["message"] = text
     else:
-        raise ConfigError(f"cannot emit {type_!r}: use task-assigned, task-completed, "
-                          "system-alert or an x-... type")
+        raise ConfigError(
+            f"cannot emit {type_!r}: use task-assigned, task-completed, system-alert "
+            "or a custom x-... type"
+        )
     return event
 
 
 @app.command("emit")
 def emit(
-    type_: Annotated[str, typer.Argument(metavar="TYPE",
-                                         help="task-assigned, task-completed, system-alert, x-...")],
-    message: Annotated[list[str] | None, typer.Argument(help="Alert message.")] = None,
+    type_: Annotated[
+        str,
+        typer.Argument(metavar="TYPE", help="task-assigned, task-completed, system-alert, x-..."),
+    ],
+    message: Annotated[
+        list[str] | None, typer.Argument(help="The alert's message (system-alert, x-...).")
+    ] = None,
     task: Annotated[str | None, typer.Option("--task", help="Task id.")] = None,
     title: Annotated[str | None, typer.Option("--title", help="Task title.")] = None,
     assignee: Annotated[str | None, typer.Option("--assignee", help="Who does the task.")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="success|failure|cancelled."),
-                      ] = None,
-    result: Annotated[str | None, typer.Option("--result", help="Task result (JSON or text).")
-                      ] = None,
-    level: Annotated[str | None, typer.Option("--level", help="info|warning|error.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="success, failure or cancelled.")
+    ] = None,
+    result: Annotated[
+        str | None, typer.Option("--result", help="Task result (JSON, or plain text).")
+    ] = None,
+    level: Annotated[str | None, typer.Option("--level", help="info, warning or error.")] = None,
     code: Annotated[str | None, typer.Option("--code", help="Alert code.")] = None,
-    data: Annotated[str | None, typer.Option("--data", help="JSON object.")] = None,
-    process: Annotated[str | None, typer.Option(
-        "--process", envvar="AGENTWATCH_PROCESS_ID", help="processId (default: the caller's).")
-                       ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="JSON: a task's data, an x- event's fields.")
+    ] = None,
+    process: Annotated[
+        str | None,
+        typer.Option("--process", help="processId (default: $AGENTWATCH_PROCESS_ID, the agent's)."),
+    ] = None,
     url: options.Url = None,
-    token: Annotated[str | None, typer.Option("--token", envvar="AGENTWATCH_TOKEN",
-                                              help="Server token.")] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", help="Server token (default: $AGENTWATCH_TOKEN).")
+    ] = None,
     run_id: options.RunIdOpt = None,
-    json_: options.Json = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help='Print the server\'s answer, {"seq": N}.')
+    ] = False,
     home: options.Home = None,
 ) -> int:
     """Publish a task, alert or custom event (works from inside an agent)."""
     from agentwatch.client import api, find_server
 
-    event = build_event(type_, task=task, title=title, assignee=assignee, status=status,
-                        result=result, level=level, code=code, message=message, data=data,
-                        process=process or os.environ.get("AGENTWATCH_PROCESS_ID"))
+    event = build_event(
+        type_,
+        task=task,
+        title=title,
+        assignee=assignee,
+        status=status,
+        result=result,
+        level=level,
+        code=code,
+        message=message,
+        data=data,
+        process=process or os.environ.get("AGENTWATCH_PROCESS_ID"),
+    )
     server = find_server(url, token, run_id, home)
     reply = api(server, "POST", "/api/events", event)
-    typer.echo(json.dumps(reply) if json_ else str((reply or {}).get("seq", "")))
+    if json_:
+        typer.echo(json.dumps(reply, separators=(",", ":")))
     return 0

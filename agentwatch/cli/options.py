@@ -44,8 +44,9 @@ MaxLineBytes = Annotated[str, typer.Option("--max-line-bytes",
 Tty = Annotated[bool, typer.Option("--tty", help="Give the child a pseudo-terminal stdout.")]
 Home = Annotated[Path | None, typer.Option("--home", envvar="AGENTWATCH_HOME",
                                            help="State folder (runs, journals).", hidden=True)]
-Url = Annotated[str | None, typer.Option("--url", envvar="AGENTWATCH_URL",
-                                         help="Server URL (default: discover the newest run).")]
+# No envvar= on --url: the client resolves AGENTWATCH_URL itself, after --run (SPEC 3).
+Url = Annotated[str | None, typer.Option(
+    "--url", help="Server URL (default: --run, $AGENTWATCH_URL, else the newest live run).")]
 RunIdOpt = Annotated[str | None, typer.Option("--run", help="Pick a live or past run by id.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

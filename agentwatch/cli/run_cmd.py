@@ -88,7 +88,7 @@ def run(
     """Run and supervise one agent, serve its events, exit with its status."""
     import trio
 
-    from agentwatch.runner import Echo, SessionOptions, print_summary, run_session
+    from agentwatch.runner import Echo, Session, SessionOptions, print_summary, run_session
 
     if no_journal and journal is not None:
         raise ConfigError("--journal and --no-journal exclude each other")
@@ -105,7 +105,7 @@ def run(
     opts = SessionOptions(server=server, journal=journal, no_journal=no_journal, home=home,
                           echo=echo, quiet_server=quiet_server, linger=linger, summary=summary,
                           subreaper=True)
-    sessions = []
+    sessions: list[Session] = []
     status = trio.run(lambda: run_session([spec], opts, on_ready=sessions.append))
     if summary and sessions:
         write_summary(print_summary(sessions[0]))

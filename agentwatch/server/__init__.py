@@ -83,9 +83,13 @@ async def serve(
     """
     listeners = await _bind(ctx.config.host, ctx.config.port)
     ctx.url = _url(ctx.config.host, listeners[0].socket.getsockname()[1])
-    async with trio.open_nursery() as nursery:
-        handler = functools.partial(_connection, ctx)
-        await nursery.start(
-            functools.partial(trio.serve_listeners, handler, listeners, handler_nursery=nursery)
-        )
-        task_status.started(ctx.url)
+    try:
+        async with trio.open_nursery() as nursery:
+            ctx.nursery = nursery  # Socket.IO sessions run here (see ServerContext.nursery)
+            handler = functools.partial(_connection, ctx)
+            await nursery.start(
+                functools.partial(trio.serve_listeners, handler, listeners, handler_nursery=nursery)
+            )
+            task_status.started(ctx.url)
+    finally:
+        ctx.nursery = None

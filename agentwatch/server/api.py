@@ -16,7 +16,7 @@ import msgspec
 
 from agentwatch.errors import ProtocolError
 from agentwatch.events import EventBatch, json_array
-from agentwatch.hub import READ_MAX_EVENTS
+from agentwatch.hub import READ_MAX_EVENTS, Filter
 from agentwatch.proto.wsops import validate_publish
 from agentwatch.server import metrics, sse
 from agentwatch.server.auth import auth_cookie, token_matches
@@ -78,8 +78,26 @@ async def logs(ctx: ServerContext, conn: HTTPConnection, request: Request, pid: 
     ``more`` is true. Events are spliced in as encoded.
     """
     ctx.supervisor.get(pid)
-    hub = ctx.hub
     flt = make_filter([pid], request.query.get("type"), sse.stream_param(request))
+    await _send_history(ctx, conn, request, flt)
+
+
+async def events_history(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
+    """``GET /api/events?since=&tail=&limit=&processId=&type=&stream=``: every event.
+
+    The same page as a process's ``/logs`` (an extension of SPEC 4, used by
+    ``agentwatch subscribe --no-follow``); ``processId`` and ``type`` repeat.
+    """
+    flt = make_filter(
+        request.query.get("processId"), request.query.get("type"), sse.stream_param(request)
+    )
+    await _send_history(ctx, conn, request, flt)
+
+
+async def _send_history(
+    ctx: ServerContext, conn: HTTPConnection, request: Request, flt: Filter
+) -> None:
+    hub = ctx.hub
     since, tail = sse.int_param(request, "since"), sse.int_param(request, "tail")
     cursor = start_cursor(hub, flt, since, tail) if tail is not None else since or 0
     limit = _limit(request)
@@ -185,6 +203,7 @@ _TABLE: list[tuple[str, str, RouteHandler]] = [
     ("POST", r"/api/processes" + _ID + r"/stop", stop),
     ("POST", r"/api/processes" + _ID + r"/restart", restart),
     ("GET", r"/api/events/stream", sse.events_stream),
+    ("GET", r"/api/events", events_history),
     ("POST", r"/api/events", publish),
     ("GET", r"/api/clients", clients),
     ("GET", r"/metrics", get_metrics),

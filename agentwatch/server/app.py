@@ -5,7 +5,9 @@ Order of checks for every request: a refused ``Origin`` answers 403
 origin answers 204; ``/healthz`` needs no token; while shutting down
 everything else answers 503; ``/socket.io/`` goes to the Socket.IO module,
 which authenticates in its CONNECT packet (``request.authenticated`` tells
-it whether the HTTP request already carried the token); every other route
+it whether the HTTP request already carried the token) and refuses, through
+``handle_http``, the WebSocket upgrades that ``accepts_websocket`` rejects
+(bad query, unknown sid) with a 400 before the handshake; every other route
 needs the token (401), exists (404) and takes the method (405).
 """
 
@@ -40,7 +42,7 @@ async def _socketio(ctx: ServerContext, conn: HTTPConnection, request: Request) 
     module = _socketio_module()
     if module is None:
         raise ProtocolError("Socket.IO is not available", status=404, code="not-found")
-    if request.is_websocket:
+    if request.is_websocket and module.accepts_websocket(ctx, request):
         async with accept_websocket(conn, request, ctx.limits) as ws:
             await module.handle_websocket(ctx, ws, request)
     else:

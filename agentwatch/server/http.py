@@ -52,6 +52,8 @@ from agentwatch.server.limits import RECEIVE_BYTES, Limits
 from agentwatch.server.netstream import ConnStream
 
 JSON_TYPE = "application/json"
+LINGER_S = 2.0  # how long a refused request's remaining bytes are drained
+LINGER_MAX_BYTES = 4 * 1024 * 1024  # ... and how many at most
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 Headers = Iterable[tuple[str, str]]
 _encode = msgspec.json.Encoder().encode
@@ -129,6 +131,7 @@ class HTTPConnection:
         self.response_headers: list[tuple[str, str]] = []  # added to every response
         self.response_started = False
         self.detached = False
+        self.linger = False  # drain unread input before closing, so the peer gets the error
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
 
     # ---- responses ----------------------------------------------------------
@@ -256,6 +259,10 @@ class HTTPConnection:
         if event.http_version not in (b"1.0", b"1.1"):
             version = event.http_version.decode()
             raise ProtocolError(f"unsupported HTTP version {version}", code="bad-request")
+        head_size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if head_size > limits.max_header_bytes:  # h11 only bounds heads still incomplete
+            raise ProtocolError(f"request head over {limits.max_header_bytes} bytes",
+                                status=431, code="headers-too-large")
         request = parse_request(event, self.remote)
         deadline = trio.current_time() + limits.request_timeout
         length = request.headers.get("content-length", "0")
@@ -325,6 +332,7 @@ async def _fail(
     if close or not conn.can_respond:
         conn.keep_alive = False
     if conn.can_respond:
+        conn.linger = close
         try:
             await conn.send_error(status, code, message)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
@@ -369,4 +377,26 @@ async def serve_http(stream: ConnStream, remote: str, limits: Limits, handler: H
         pass
     finally:
         with trio.CancelScope(shield=True):
+            if conn.linger:
+                await _lingering_close(stream)
             await stream.aclose()
+
+
+async def _lingering_close(stream: ConnStream) -> None:
+    """Half-close, then read and drop what the peer still sends, briefly.
+
+    Closing a socket with unread input makes the kernel send a reset, which
+    can destroy the error response before the peer reads it (a 413 or 431
+    answered before the whole request arrived).
+    """
+    with trio.move_on_after(LINGER_S):
+        try:
+            await stream.send_eof()
+            drained = 0
+            while drained < LINGER_MAX_BYTES:
+                data = await stream.receive_some(RECEIVE_BYTES)
+                if not data:
+                    break
+                drained += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass

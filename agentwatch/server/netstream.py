@@ -69,6 +69,12 @@ class ConnStream(trio.abc.Stream):
             return data
         return await self.inner.receive_some(max_bytes or RECEIVE_BYTES)
 
+    async def send_eof(self) -> None:
+        """Half-close the socket (after the last response)."""
+        async with self._lock:
+            if isinstance(self.inner, trio.abc.HalfCloseableStream):
+                await self.inner.send_eof()
+
     async def aclose(self) -> None:
         """Close the socket (idempotent)."""
         await self.inner.aclose()

@@ -1,0 +1,446 @@
+"""Socket.IO sessions: one Engine.IO session, its namespace ``/`` and its hub cursor.
+
+A `Session` outlives the HTTP requests of long-polling, so it lives in the
+per-server `SessionRegistry` (``ctx.socketio``) and its task (`Session.run`)
+runs in the server's own nursery (``ctx.nursery``, set by `serve`): the
+server's cancellation cancels every session, and a session that ends frees
+itself (registry entry, hub client, tasks).
+
+The session task holds two loops:
+
+- *timers*: Engine.IO heartbeat (a PING every ``pingInterval``, the session
+  closed when a PONG is ``pingTimeout`` late) and socket.io's connect timeout
+  (a session that never joins ``/`` is closed);
+- *delivery*: once the client joined ``/``, `follow` reads the hub from the
+  client's one cursor through a `RoomFilter` and queues one ``42[...]`` frame
+  per event in the `EngineSession`, splicing the event's journal JSON (never
+  re-encoded). The sink then waits until the transport has written all that
+  is queued, so a client costs at most about one poll response of memory
+  (``maxPayload``), whatever the output rate, and the hub never waits.
+
+The transports (`agentwatch.server.socketio`) only move frames: a polling GET
+waits for `Session.changed`, drains, answers; a WebSocket writer does the same
+on its socket. Everything a client sends goes through `Session.receive`, which
+is synchronous, so the session's state never changes across an ``await``.
+
+Rooms: the client's filter lets through ``task-*`` and ``system-alert`` (every
+client gets them), every run-wide event (``processId`` null, e.g. ``x-*``
+without a process), and the events of the processes it subscribed to
+(``subscribe-process``; ``"*"`` means every process), so a process's events
+reach only the room ``process-<id>``. A room applies from the client's cursor,
+which is the hub's newest event unless the client is behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from agentwatch.config import NAME_RE
+from agentwatch.errors import ProtocolError
+from agentwatch.events import SYSTEM_ALERT, EventBatch, gap_message
+from agentwatch.hub import Client, Filter
+from agentwatch.proto import socketio as sio
+from agentwatch.proto.engineio import (
+    MAX_PAYLOAD_BYTES,
+    PING_INTERVAL_MS,
+    PING_TIMEOUT_MS,
+    EnginePacket,
+    EngineSession,
+    ErrorCode,
+    Inbound,
+    Transport,
+    decode_packet,
+    engine_error,
+)
+from agentwatch.server.auth import token_matches
+from agentwatch.server.context import ServerContext
+from agentwatch.server.follow import ALL_PROCESSES, Subscriber, Subscription, follow
+from agentwatch.server.http import Request, log_error
+
+TRANSPORT_NAME = "socketio"  # Client.transport in /api/clients and /metrics, whatever the transport
+SID_BYTES = 15  # 20 characters of URL-safe base64, as long as engine.io's ids
+CONNECT_TIMEOUT_S = 45.0  # socket.io's connectTimeout: a session that never joins "/" is closed
+UPGRADE_TIMEOUT_S = 10.0  # engine.io's upgradeTimeout: the 2probe/3probe/5 dance must end by then
+MAX_SESSIONS = 10_000  # open Engine.IO sessions per server: handshakes alone cannot exhaust memory
+MAX_ROOMS = 1_000  # rooms one client may join: its filter stays small
+SUBSCRIBE = "subscribe-process"
+UNSUBSCRIBE = "unsubscribe-process"
+RUN_FINISHED = "run finished"
+_DISCONNECT_FRAME = "4" + sio.encode(sio.SocketPacket(sio.PacketType.DISCONNECT))  # "41"
+
+
+@dataclass(frozen=True, slots=True)
+class SocketIOLimits:
+    """Engine.IO timers and sizes of one server (tests shorten them)."""
+
+    ping_interval_ms: int = PING_INTERVAL_MS
+    ping_timeout_ms: int = PING_TIMEOUT_MS
+    max_payload: int = MAX_PAYLOAD_BYTES
+    connect_timeout: float = CONNECT_TIMEOUT_S
+    upgrade_timeout: float = UPGRADE_TIMEOUT_S
+    max_sessions: int = MAX_SESSIONS
+
+    @property
+    def read_bytes(self) -> int:
+        """Event bytes read from the hub at once: framed, they fit one poll response."""
+        return max(self.max_payload // 2, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFilter(Filter):
+    """What one Socket.IO client receives; ``process_ids`` are its rooms (module docstring)."""
+
+    def matches(self, type_: str, process_id: str | None, stream: str | None) -> bool:
+        """Broadcasts and run-wide events always; process events by room."""
+        if process_id is None or type_ == SYSTEM_ALERT or type_.startswith("task-"):
+            return True
+        rooms = self.process_ids
+        return rooms is not None and (process_id in rooms or ALL_PROCESSES in rooms)
+
+
+@dataclass(slots=True)
+class Member:
+    """A client joined to namespace ``/``: its hub registration, cursor and rooms."""
+
+    subscriber: Subscriber
+    sub: Subscription
+    sid: str
+    rooms: set[str] = field(default_factory=set)
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+    @property
+    def client(self) -> Client:
+        """The hub client listed by ``/api/clients``."""
+        return self.subscriber.client
+
+
+def new_sid() -> str:
+    """A random session id (unguessable: it is the session's only credential)."""
+    return secrets.token_urlsafe(SID_BYTES)
+
+
+class _EngineSink:
+    """`follow`'s sink: events become ``42["type",{...}]`` frames in the engine queue."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    async def send_events(self, batches: list[EventBatch]) -> None:
+        """Queue one frame per event, then wait until the transport took them all."""
+        engine = self.session.engine
+        frame = sio.event_frame_from_json
+        for batch in batches:
+            kind = batch.type
+            for line in batch.lines():
+                engine.send_text(frame(kind, line))
+        await self.session.wait_written()
+
+    async def send_gap(self, from_seq: int, to_seq: int) -> None:
+        """A ``gap`` event: ``{"type":"gap","fromSeq":a,"toSeq":b}``."""
+        self.session.engine.send_text(
+            sio.event_frame_from_json("gap", gap_message(from_seq, to_seq))
+        )
+        await self.session.wait_written()
+
+
+class Session:
+    """One Engine.IO session and the Socket.IO client on it (module docstring)."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        registry: SessionRegistry,
+        transport: Transport,
+        request: Request,
+    ) -> None:
+        limits = registry.limits
+        self.ctx = ctx
+        self.registry = registry
+        self.limits = limits
+        self.sid = new_sid()
+        self.created = trio.current_time()
+        self.engine = EngineSession(
+            self.sid,
+            transport,
+            self.created,
+            ping_interval_ms=limits.ping_interval_ms,
+            ping_timeout_ms=limits.ping_timeout_ms,
+            max_payload=limits.max_payload,
+        )
+        self.remote = request.remote
+        self.authenticated = request.authenticated  # the handshake carried the token
+        self.member: Member | None = None
+        self.ever_joined = False
+        self.frames_written = 0
+        self.closed = trio.Event()
+        self._changed = trio.Event()
+
+    # -- wake-ups -------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Wake every task waiting in `changed` (something was queued, drained or closed)."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def changed(self) -> None:
+        """Wait for the next `notify`."""
+        await self._changed.wait()
+
+    # -- frames out -------------------------------------------------------------
+
+    def send_packet(self, packet: str) -> None:
+        """Queue a Socket.IO packet (``0{...}``, ``3<id>[...]``) as an Engine.IO message."""
+        self.engine.send_text("4" + packet)
+        self.notify()
+
+    def drain_for_poll(self) -> tuple[str, int]:
+        """The body for a polling GET and how many frames it holds."""
+        before = self.engine.queued_frames
+        body = self.engine.drain_for_poll()
+        return body, before - self.engine.queued_frames
+
+    def written(self, frames: int) -> None:
+        """The transport wrote ``frames`` drained frames to the client."""
+        if frames:
+            self.frames_written += frames
+            self.notify()
+
+    async def wait_written(self) -> None:
+        """Wait until every frame queued now was written; ClosedResourceError once closed."""
+        target = self.frames_written + self.engine.queued_frames
+        self.notify()
+        while self.frames_written < target:
+            if self.engine.closed:
+                raise trio.ClosedResourceError("Socket.IO session closed")
+            await self._changed.wait()
+
+    # -- packets in -------------------------------------------------------------
+
+    def receive_frame(self, raw: str | bytes, via: Transport, authenticated: bool) -> Inbound:
+        """`receive` for one undecoded WebSocket frame."""
+        try:
+            packet = decode_packet(raw)
+        except ProtocolError as exc:
+            if via is self.engine.transport:
+                self.close(f"transport error: {exc}")
+            raise
+        return self.receive(packet, via, authenticated)
+
+    def receive(self, packet: EnginePacket, via: Transport, authenticated: bool) -> Inbound:
+        """Handle one Engine.IO packet from the client (a polling item or a WebSocket frame).
+
+        ``authenticated``: the HTTP request it came with carried the token.
+        Raises ProtocolError for a packet the client may not send; the session
+        is then closed, unless it was the probing WebSocket's (the upgrade is
+        cancelled instead).
+        """
+        try:
+            inbound = self.engine.receive(packet, trio.current_time(), via)
+        except ProtocolError as exc:
+            if via is self.engine.transport:
+                self.close(f"transport error: {exc}")
+            raise
+        if inbound.message is not None:
+            self._on_message(inbound.message, authenticated or self.authenticated)
+        if inbound.closed:
+            self.close("client close")
+        return inbound
+
+    def _on_message(self, data: str | bytes, authenticated: bool) -> None:
+        try:
+            packet = sio.decode(data)
+        except ProtocolError as exc:
+            self.close(f"parse error: {exc}")
+            return
+        kind = packet.type
+        if packet.namespace != "/":
+            if kind is sio.PacketType.CONNECT:
+                self.send_packet(sio.connect_error("Invalid namespace", packet.namespace))
+            return
+        if kind is sio.PacketType.CONNECT:
+            self._join(packet.data, authenticated)
+        elif kind is sio.PacketType.DISCONNECT:
+            self._leave()
+        elif kind is sio.PacketType.EVENT and self.member is not None:
+            reply = self._on_event(self.member, packet.data[0], packet.data[1:])
+            if packet.id is not None:
+                self.send_packet(sio.ack(packet.id, reply))
+        # ACKs (the server never asks for one) and events before CONNECT are ignored.
+
+    def _join(self, auth: Any, authenticated: bool) -> None:
+        """CONNECT to ``/``: check the token, register the client, answer."""
+        if self.member is not None:
+            self.send_packet(sio.connect_ok(self.member.sid))
+            return
+        auth = auth if isinstance(auth, dict) else {}
+        token = auth.get("token")
+        token = token if isinstance(token, str) else None
+        if not (authenticated or token_matches(self.ctx.config.token, token)):
+            self.send_packet(sio.connect_error("unauthorized"))
+            return
+        user = auth.get("userId")
+        user_id = str(user) if isinstance(user, str | int) and not isinstance(user, bool) else None
+        hub = self.ctx.hub
+        client = Client(
+            self.ctx.new_client_id(TRANSPORT_NAME), TRANSPORT_NAME, self.remote, user_id=user_id
+        )
+        client.cursor = hub.last_seq
+        subscriber = Subscriber(self.ctx, client)
+        sub = Subscription("/", RoomFilter(frozenset()), hub.last_seq)
+        subscriber.subscriptions["/"] = sub  # one cursor; client.subscriptions lists the rooms
+        hub.register(client)
+        self.member = Member(subscriber, sub, new_sid())
+        self.ever_joined = True
+        self.send_packet(sio.connect_ok(self.member.sid))
+
+    def _leave(self) -> None:
+        """The client left ``/`` (DISCONNECT, or the session ended): unregister it."""
+        member, self.member = self.member, None
+        if member is not None:
+            member.scope.cancel()
+            self.ctx.hub.unregister(member.client)
+            self.notify()
+
+    def _on_event(self, member: Member, name: Any, args: list[Any]) -> dict[str, Any]:
+        """``subscribe-process`` / ``unsubscribe-process``; the ack's payload."""
+        hub = self.ctx.hub
+        if name not in (SUBSCRIBE, UNSUBSCRIBE):
+            return {"ok": False, "error": f"unknown event {name!r}", "lastSeq": hub.last_seq}
+        pid = args[0] if args else None
+        if isinstance(pid, dict):
+            pid = pid.get("processId")
+        if not isinstance(pid, str) or not (pid == ALL_PROCESSES or NAME_RE.fullmatch(pid)):
+            message = 'the argument must be a processId (a process name) or "*"'
+            return {"ok": False, "error": message, "lastSeq": hub.last_seq}
+        rooms = member.rooms
+        if name == UNSUBSCRIBE:
+            rooms.discard(pid)
+        elif pid not in rooms:
+            if len(rooms) >= MAX_ROOMS:
+                message = f"too many subscriptions (at most {MAX_ROOMS})"
+                return {"ok": False, "error": message, "lastSeq": hub.last_seq}
+            rooms.add(pid)
+        member.sub.flt = RoomFilter(frozenset(rooms))
+        member.client.subscriptions = sorted(rooms)
+        return {"ok": True, "lastSeq": hub.last_seq}
+
+    # -- life cycle -------------------------------------------------------------
+
+    def close(self, reason: str) -> None:
+        """End the session: CLOSE is queued for the transport, the client and sid are freed."""
+        if self.closed.is_set():
+            return
+        self.engine.close(reason)
+        self._leave()
+        self.registry.forget(self)
+        self.closed.set()
+        self.notify()
+
+    def report_stalled(self) -> None:
+        """The client read nothing for ``--client-timeout``: the slow-subscriber alert."""
+        if self.member is not None:
+            self.member.subscriber.report_stalled()
+
+    async def run(self) -> None:
+        """The session's task: timers and delivery until the session closes."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._timers)
+                nursery.start_soon(self._deliver)
+                await self.closed.wait()
+                nursery.cancel_scope.cancel()
+        except Exception as exc:  # a session must never take the server down
+            log_error(f"Socket.IO session error: {type(exc).__name__}: {exc}")
+        finally:
+            self.close("server stopped")
+
+    async def _timers(self) -> None:
+        engine = self.engine
+        connect_deadline = self.created + self.limits.connect_timeout
+        while not engine.closed:
+            deadline = engine.next_timer
+            if not self.ever_joined:
+                deadline = connect_deadline if deadline is None else min(deadline, connect_deadline)
+            if deadline is None:
+                return
+            await trio.sleep_until(deadline)
+            now = trio.current_time()
+            if engine.is_timed_out(now):
+                self.close("ping timeout")
+            elif not self.ever_joined and now >= connect_deadline:
+                self.close("connect timeout")
+            elif engine.ping_if_due(now):
+                self.notify()
+
+    async def _deliver(self) -> None:
+        sink = _EngineSink(self)
+        hub = self.ctx.hub
+        while not self.engine.closed:
+            member = self.member
+            if member is None:
+                await self.changed()
+                continue
+            with member.scope:
+                try:
+                    await follow(
+                        hub,
+                        member.sub,
+                        sink,
+                        progress=member.subscriber.progress,
+                        max_bytes=self.limits.read_bytes,
+                    )
+                except trio.ClosedResourceError:
+                    return
+                # The run is over and the client has every event: a server-side
+                # DISCONNECT, so that socket.io-client does not try to reconnect.
+                self.engine.send_text(_DISCONNECT_FRAME)
+                self.close(RUN_FINISHED)
+                return
+
+
+class SessionRegistry:
+    """The open sessions of one server, by sid (``ctx.socketio``)."""
+
+    def __init__(self, limits: SocketIOLimits | None = None) -> None:
+        self.limits = limits or SocketIOLimits()
+        self.sessions: dict[str, Session] = {}
+
+    def get(self, sid: str) -> Session:
+        """The open session ``sid``; ProtocolError (engine.io code 1) if unknown."""
+        session = self.sessions.get(sid)
+        if session is None:
+            raise engine_error(ErrorCode.UNKNOWN_SID)
+        return session
+
+    def open(self, ctx: ServerContext, transport: Transport, request: Request) -> Session:
+        """Create a session and start its task in the server's nursery."""
+        nursery = ctx.nursery
+        if nursery is None or ctx.shutting_down:
+            raise ProtocolError("the server is shutting down", status=503, code="shutting-down")
+        if len(self.sessions) >= self.limits.max_sessions:
+            raise ProtocolError(
+                f"too many Socket.IO sessions (at most {self.limits.max_sessions})",
+                status=503,
+                code="too-many-sessions",
+            )
+        session = Session(ctx, self, transport, request)
+        self.sessions[session.sid] = session
+        nursery.start_soon(session.run)
+        return session
+
+    def forget(self, session: Session) -> None:
+        """Drop a closed session (its sid is unknown from now on)."""
+        if self.sessions.get(session.sid) is session:
+            del self.sessions[session.sid]
+
+
+def registry_of(ctx: ServerContext) -> SessionRegistry:
+    """The server's session registry, created on first use."""
+    registry = ctx.socketio
+    if registry is None:
+        registry = ctx.socketio = SessionRegistry()
+    return registry
