@@ -49,8 +49,10 @@ _EXPORTS: dict[str, str] = {
     "Supervisor": "agentwatch.supervisor",
     "ServerContext": "agentwatch.server.context",
     "serve": "agentwatch.server",
+    "Echo": "agentwatch.runner",
     "Session": "agentwatch.runner",
     "SessionOptions": "agentwatch.runner",
+    "exit_status": "agentwatch.runner",
     "run_session": "agentwatch.runner",
     # the client
     "Server": "agentwatch.client",
@@ -67,6 +69,7 @@ __all__ = [
     "AgentwatchError",
     "ClientError",
     "ConfigError",
+    "Echo",
     "Filter",
     "Hub",
     "Journal",
@@ -87,6 +90,7 @@ __all__ = [
     "__version__",
     "api",
     "build_agent_spec",
+    "exit_status",
     "find_server",
     "follow",
     "follow_batches",
@@ -130,7 +134,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     )
     from agentwatch.hub import Filter, Hub
     from agentwatch.journal import Journal
-    from agentwatch.runner import Session, SessionOptions, run_session
+    from agentwatch.runner import Echo, Session, SessionOptions, exit_status, run_session
     from agentwatch.server import serve
     from agentwatch.server.context import ServerContext
     from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor

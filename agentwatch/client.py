@@ -132,7 +132,9 @@ def find_server(
     return _from_discovery(runs[0], token)
 
 
-def api(server: Server, method: str, path: str, body: Any = None) -> Any:
+def api(
+    server: Server, method: str, path: str, body: Any = None, *, timeout: float = API_TIMEOUT_S
+) -> Any:
     """One REST call; returns the decoded JSON, raises ClientError on failure.
 
     Exit statuses of the error: 4 for 404 (no such process), else 1.
@@ -141,7 +143,7 @@ def api(server: Server, method: str, path: str, body: Any = None) -> Any:
     conn_type = (
         http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
     )
-    conn = conn_type(parsed.hostname or "127.0.0.1", parsed.port, timeout=API_TIMEOUT_S)
+    conn = conn_type(parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout)
     headers = server.headers()
     data = None
     if body is not None:

@@ -136,7 +136,7 @@ def live_runs(home: Path | None = None) -> list[Discovery]:
     if not base.is_dir():
         return []
     found = [info for f in base.glob(f"*/{DISCOVERY_FILE}") if (info := live_discovery(f))]
-    found.sort(key=lambda d: d.run_id, reverse=True)
+    found.sort(key=lambda d: (d.started_at, d.run_id), reverse=True)  # started_at has µs
     return found
 
 
@@ -160,4 +160,14 @@ def resolve_run_id(run_id: str, home: Path | None = None) -> str:
         )
     raise ClientError(
         f"run id {run_id!r} is ambiguous: {', '.join(matches[:5])}", exit_code=EXIT_NOT_FOUND
+    )
+
+
+def complete_run_ids(incomplete: str) -> list[str]:
+    """Shell completion for ``--run``: run ids, newest first."""
+    base = runs_dir()
+    if not base.is_dir():
+        return []
+    return sorted(
+        (d.name for d in base.glob(glob.escape(incomplete) + "*") if d.is_dir()), reverse=True
     )

@@ -42,7 +42,7 @@ class Renderer:
 
     def clock(self, timestamp: str) -> str:
         """``2026-11-25T16:40:00.123456Z`` -> ``17:40:00.123`` in local time."""
-        head, _, frac = timestamp.partition(".")
+        head, _, frac = timestamp.removesuffix("Z").partition(".")
         if self._clock_cache[0] != head:
             try:
                 t = _dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.UTC)
@@ -62,6 +62,8 @@ class Renderer:
         name = self._name(pid if isinstance(pid, str) else None)
         if kind == "process-output":
             text = str(event.get("output", ""))
+            if "\r" in text:  # progress bars: show what a terminal would, the last rewrite
+                text = next((part for part in reversed(text.split("\r")) if part), "")
             if event.get("stream") == "stderr" and self.colour:
                 text = f"\x1b[31m{text}{RESET}"
             return f"{clock} {name} | {text}"

@@ -87,9 +87,16 @@ async def _serve_agent(session: Session, proc: ManagedProcess,
                        deps: list[ManagedProcess]) -> None:
     for d in deps:
         await d.running_event.wait()
-    if session.supervisor.shutting_down:
-        proc.state = ProcState.EXITED
-        proc.status = 0
+    never_ran = [d for d in deps if d.pid is None]  # spawn failed, or stopped while starting
+    if session.supervisor.shutting_down or never_ran:
+        proc.state = ProcState.FAILED if never_ran else ProcState.EXITED
+        proc.status = next((d.status for d in never_ran if d.status), 1) if never_ran else 0
+        if never_ran:
+            msg = f"{proc.name} not started: {never_ran[0].name} (in depends_on) did not start"
+            _stderr(f"agentwatch: {msg}")
+            session.hub.publish(SYSTEM_ALERT, proc.name,
+                                {"level": "error", "message": msg, "code": "dependency-failed"})
+            session.failures.append(proc.name)
         proc.done_event.set()
         proc.running_event.set()
         return
@@ -98,10 +105,11 @@ async def _serve_agent(session: Session, proc: ManagedProcess,
         session.failures.append(proc.name)
 
 
-async def _follow_signals(supervisor: Supervisor) -> None:
+async def _follow_signals(supervisor: Supervisor, linger_scope: trio.CancelScope) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         seen_int = False
         async for signum in signals:
+            linger_scope.cancel()  # a signal after the agents ended stops --linger too
             if signum == signal.SIGINT and seen_int:
                 supervisor.kill_all()
                 continue
@@ -131,9 +139,13 @@ def _write_stdout(data: bytes) -> None:
             view = view[os.write(1, view):]
 
 
-async def _linger(hub: Hub, linger: float | None) -> None:
+async def _linger(hub: Hub, linger: float | None, interrupt: trio.CancelScope) -> None:
+    with trio.move_on_after(DEFAULT_LINGER_MAX_S):  # the last events must be journaled,
+        while not hub.finished:  # so visible to subscribers, before we look at cursors
+            await hub.wait_beyond(hub.last_seq)
     if linger is not None:
-        await trio.sleep(linger)
+        with interrupt:  # a signal ends an explicit --linger
+            await trio.sleep(linger)
         return
     with trio.move_on_after(DEFAULT_LINGER_MAX_S):
         while any(c.cursor < hub.last_seq for c in hub.clients.values()):
@@ -179,11 +191,12 @@ async def run_session(
     if opts.subreaper:
         sp.become_subreaper()
     watchdog.start()
+    linger_scope = trio.CancelScope()
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.serve_journal)
             if opts.handle_signals:
-                nursery.start_soon(_follow_signals, supervisor)
+                nursery.start_soon(_follow_signals, supervisor, linger_scope)
             echo_done = trio.Event()
             if opts.echo == Echo.JSON:
                 async def echo_task() -> None:
@@ -225,7 +238,7 @@ async def run_session(
             hub.close()
             await echo_done.wait()
             if ctx is not None:
-                await _linger(hub, opts.linger)
+                await _linger(hub, opts.linger, linger_scope)
                 ctx.shutting_down = True
             nursery.cancel_scope.cancel()
     finally:

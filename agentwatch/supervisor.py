@@ -102,9 +102,14 @@ class ManagedProcess:
     started_clock: float = 0.0
     idle_alerted: bool = False
     memory_alerted: bool = False
+    stop_tree: set[int] = field(default_factory=set)  # descendants seen when stopped
     running_event: trio.Event = field(default_factory=trio.Event)
     done_event: trio.Event = field(default_factory=trio.Event)
     _wait_scope: trio.CancelScope | None = None
+    # restart bookkeeping (policy.decide), per process
+    _backoff: Backoff = field(default_factory=Backoff)
+    _pending_action: Any = None
+    _pending_backoff: Backoff = field(default_factory=Backoff)
 
     @property
     def name(self) -> str:
@@ -235,6 +240,7 @@ class Supervisor:
                 proc._wait_scope.cancel()
             return
         proc.state = ProcState.STOPPING
+        proc.stop_tree.update(sp.tree_pids(proc.pid))  # also those outside its group
         sp.signal_group(proc.pid, signal.SIGTERM)
         self._kill_after(proc, proc.spec.grace)
 
@@ -262,6 +268,7 @@ class Supervisor:
                 continue
             proc.stop_reason = proc.stop_reason or "signal"
             if proc.pid is not None and proc.state in (*ACTIVE, ProcState.STOPPING):
+                proc.stop_tree.update(sp.tree_pids(proc.pid))
                 sp.signal_group(proc.pid, sig)
                 if proc.state is not ProcState.STOPPING:
                     proc.state = ProcState.STOPPING
@@ -306,15 +313,13 @@ class Supervisor:
                     rc, uptime = outcome
                     if not await self._after_exit(proc, rc, uptime, backoff):
                         break
-                    backoff = self._backoff
+                    backoff = proc._backoff
                 await self._finish(proc, nursery)
         finally:
             proc.done_event.set()
             proc.running_event.set()
         assert proc.status is not None
         return proc.status
-
-    _backoff: Backoff = Backoff()
 
     async def _after_exit(self, proc: ManagedProcess, rc: int, uptime: float,
                           backoff: Backoff) -> bool:
@@ -323,9 +328,9 @@ class Supervisor:
             proc.stop_reason = None
             proc.state = ProcState.RESTARTING  # not STOPPING: serve_process would end
             proc.restarts += 1
-            self._backoff = backoff
+            proc._backoff = backoff
             return True
-        action = self._pending_action
+        action = proc._pending_action
         if isinstance(action, GiveUp):
             if action.limit_reached:
                 msg = (f"{proc.name} exited {proc.spec.max_restarts + 1} times in a row; "
@@ -339,7 +344,7 @@ class Supervisor:
             return False
         proc.state = ProcState.RESTARTING
         proc.restarts += 1
-        self._backoff = self._pending_backoff
+        proc._backoff = proc._pending_backoff
         with trio.CancelScope() as scope:
             proc._wait_scope = scope
             await trio.sleep(action.delay)
@@ -411,6 +416,9 @@ class Supervisor:
             sp.signal_group(child.pid, signal.SIGTERM)
         rc = await self._wait_exit(proc, child)
         duration = time.time() - start_wall
+        if proc.stop_tree:  # stopped: what is left of its tree goes with it
+            sp.kill_tree(child.pid, child.pid, proc.stop_tree)
+            proc.stop_tree.clear()
         await drain(pumps, DRAIN_AFTER_EXIT_S)
         self._record_exit(proc, rc, duration)
         return rc, trio.current_time() - proc.started_clock
@@ -454,11 +462,11 @@ class Supervisor:
         uptime = trio.current_time() - proc.started_clock
         stopped = proc.stop_reason in ("user", "signal", "timeout") or self.shutting_down
         action, new_backoff = decide(
-            spec.restart, failed=rc != 0, stopped_by_user=stopped, state=self._backoff,
+            spec.restart, failed=rc != 0, stopped_by_user=stopped, state=proc._backoff,
             max_restarts=spec.max_restarts, base_delay=spec.backoff, uptime=uptime,
         )
         will_restart = proc.stop_reason == "restart" or not isinstance(action, GiveUp)
-        self._pending_action, self._pending_backoff = action, new_backoff
+        proc._pending_action, proc._pending_backoff = action, new_backoff
         if not will_restart:
             proc.state = ProcState.EXITED if (rc == 0 or stopped) else ProcState.FAILED
         proc.last_seq = self.hub.publish(
@@ -467,9 +475,6 @@ class Supervisor:
             {"pid": proc.pid, "exitCode": proc.exit_code, "signal": proc.signal,
              "durationMs": round(duration * 1000), "willRestart": will_restart},
         )
-
-    _pending_action: Any = None
-    _pending_backoff: Backoff = Backoff()
 
     # ---- pumps and monitors ---------------------------------------------------
 

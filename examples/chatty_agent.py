@@ -28,8 +28,10 @@ def main() -> None:
     delay = float(os.environ.get("CHATTY_DELAY", "0.2"))
     emit("task-assigned", "--task", "demo-1", "--title", "Say hello a few times")
     for i in range(1, steps + 1):
-        print(f"step {i}/{steps}: thinking about {random.choice(['tests', 'types', 'docs'])}",
-              flush=True)
+        print(
+            f"step {i}/{steps}: thinking about {random.choice(['tests', 'types', 'docs'])}",
+            flush=True,
+        )
         if i == steps // 2:
             print("warning: halfway there, still no coffee", file=sys.stderr, flush=True)
         time.sleep(delay)

@@ -242,8 +242,9 @@ def test_stop_button_stops_the_agent(page: Page, ticker: AgentwatchRun) -> None:
     expect(page.get_by_test_id("process-state-ticker")).to_have_text("exited")
     expect(page.get_by_test_id("process-exit-ticker")).to_have_text("SIGTERM")
     expect(page.get_by_test_id("stop-ticker")).to_be_disabled()
-    # ... notices that the server is gone, and keeps what it saw.
-    expect(page.get_by_test_id("conn-state")).to_have_attribute("data-state", "reconnecting")
+    # ... says the run is over (the server closed with "run finished"), and keeps what it saw.
+    expect(page.get_by_test_id("conn-state")).to_have_attribute("data-state", "ended")
+    expect(page.get_by_test_id("conn-state")).to_have_text("Run finished")
     expect(page.get_by_test_id("process-state-ticker")).to_have_text("exited")
 
 

@@ -67,8 +67,9 @@ def check_output(obj: dict[str, Any]) -> None:
         assert raw.decode("utf-8", "replace") == obj["output"]
 
 
-def encode(segments: list[Segment], first: int = 1, pid: str = "agent",
-           stream: str = "stdout") -> list[dict[str, Any]]:
+def encode(
+    segments: list[Segment], first: int = 1, pid: str = "agent", stream: str = "stdout"
+) -> list[dict[str, Any]]:
     buf = bytearray(b"")
     n = encode_output(buf, first, TS, pid, stream, segments)
     objs = [check_line(line) for line in lines_of(buf)]
@@ -153,21 +154,37 @@ def test_block_round_trip(lines: list[str], first: int) -> None:
 # encode_event
 
 EVENT_CASES: list[tuple[str, str | None, dict[str, Any]]] = [
-    ("process-started", "a", {"pid": 12, "command": ["python", "-c", "x"], "cwd": "/w",
-                              "restarts": 0}),
-    ("process-stopped", "a", {"pid": 12, "exitCode": None, "signal": "SIGKILL",
-                              "durationMs": 1500, "willRestart": False}),
+    (
+        "process-started",
+        "a",
+        {"pid": 12, "command": ["python", "-c", "x"], "cwd": "/w", "restarts": 0},
+    ),
+    (
+        "process-stopped",
+        "a",
+        {
+            "pid": 12,
+            "exitCode": None,
+            "signal": "SIGKILL",
+            "durationMs": 1500,
+            "willRestart": False,
+        },
+    ),
     ("process-error", "a", {"error": "timed out after 1 s", "kind": "timeout"}),
     ("process-waiting", "a", {}),
     ("process-resumed", "a", {}),
-    ("process-stats", "a", {"cpuPercent": 1.5, "rssBytes": 1 << 30, "numThreads": 3,
-                            "numChildren": 0, "numFds": 5}),
-    ("task-assigned", None, {"taskId": "t1", "title": "Do it", "assignee": "b",
-                             "data": {"k": [1, 2]}}),
-    ("task-completed", None, {"taskId": "t1", "status": "success", "result": "ok",
-                              "data": {}}),
-    ("system-alert", None, {"level": "error", "message": "journal full",
-                            "code": "journal-error"}),
+    (
+        "process-stats",
+        "a",
+        {"cpuPercent": 1.5, "rssBytes": 1 << 30, "numThreads": 3, "numChildren": 0, "numFds": 5},
+    ),
+    (
+        "task-assigned",
+        None,
+        {"taskId": "t1", "title": "Do it", "assignee": "b", "data": {"k": [1, 2]}},
+    ),
+    ("task-completed", None, {"taskId": "t1", "status": "success", "result": "ok", "data": {}}),
+    ("system-alert", None, {"level": "error", "message": "journal full", "code": "journal-error"}),
     ("x-tokens-used", "a", {"tokens": 12, "text": 'q"\\\n'}),
 ]
 
@@ -185,7 +202,12 @@ def test_encode_event(type_: str, pid: str | None, fields: dict[str, Any]) -> No
 def test_encode_event_fields_cannot_override_common() -> None:
     line = encode_event(3, "x-a", TS, "p", {"seq": 1, "type": "y", "processId": "q", "n": 1})
     assert msgspec.json.decode(line) == {
-        "seq": 3, "type": "x-a", "timestamp": TS, "processId": "p", "n": 1}
+        "seq": 3,
+        "type": "x-a",
+        "timestamp": TS,
+        "processId": "p",
+        "n": 1,
+    }
 
 
 def test_decode_event_rejects_non_objects() -> None:

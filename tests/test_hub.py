@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from agentwatch import hub as hub_mod
@@ -172,7 +173,7 @@ async def test_subscriber_never_ahead_of_journal(tmp_path: Path) -> None:
                 for i in range(total // 3):
                     hub.publish_output("p", "stdout", [f"a{i}\nb{i}", f"c{i}"])
                     if i % 7 == 0:
-                        await trio.sleep(0)
+                        await trio.lowlevel.checkpoint()
                     await hub.wait_journal()
                 hub.close()
             nursery.cancel_scope.cancel()
@@ -193,8 +194,9 @@ async def test_serve_journal_flushes_on_cancel(tmp_path: Path) -> None:
     assert hub.backlog_bytes == 0
 
 
-async def test_producer_waits_for_slow_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                               ) -> None:
+async def test_producer_waits_for_slow_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(hub_mod, "JOURNAL_BACKLOG_BYTES", 1000)
     journal = GatedJournal(tmp_path / "events.jsonl")
     journal.open()
@@ -373,7 +375,7 @@ async def test_journal_write_failure_alerts_once(writer: bool) -> None:
                 await nursery.start(hub.serve_journal)
             for i in range(5):
                 hub.publish_output("p", "stdout", [f"line {i}"])
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
                 await hub.wait_journal()
             hub.close()
             while not hub.finished:
@@ -384,14 +386,15 @@ async def test_journal_write_failure_alerts_once(writer: bool) -> None:
     seqs, gaps = read_all(hub)
     assert seqs == list(range(1, 7))
     assert gaps == []
-    events = [e for e in events_of(hub.read(0, Filter(), max_events=100))]
+    events = events_of(hub.read(0, Filter(), max_events=100))
     alerts = [e for e in events if e["type"] == SYSTEM_ALERT]
     assert len(alerts) == 1
     assert alerts[0]["level"] == "error"
     assert alerts[0]["code"] == "journal-error"
     assert alerts[0]["processId"] is None
     assert [e["output"] for e in events if e["type"] == "process-output"] == [
-        f"line {i}" for i in range(5)]
+        f"line {i}" for i in range(5)
+    ]
 
 
 async def test_journal_failure_on_closed_fd(tmp_path: Path) -> None:
@@ -463,8 +466,7 @@ async def test_client_progress_and_catch_up() -> None:
 
 
 def test_filter_matches() -> None:
-    f = Filter(process_ids=frozenset({"a"}), types=frozenset({"process-output"}),
-               stream="stdout")
+    f = Filter(process_ids=frozenset({"a"}), types=frozenset({"process-output"}), stream="stdout")
     assert f.matches("process-output", "a", "stdout")
     assert not f.matches("process-output", "a", "stderr")
     assert not f.matches("process-output", "b", "stdout")

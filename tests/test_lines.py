@@ -5,6 +5,7 @@ over arbitrary byte streams cut at arbitrary chunk boundaries."""
 from __future__ import annotations
 
 import base64
+import itertools
 from typing import Any
 
 import msgspec
@@ -88,7 +89,7 @@ CASES: list[tuple[list[bytes], int, list[Event]]] = [
     ([b"a\r"], BIG, [ev("a\r")]),  # no LF at EOF: the CR is content
     ([b"a\r\r\n"], BIG, [ev("a\r")]),  # only one trailing CR is removed
     ([b"a\rb\n"], BIG, [ev("a\rb")]),
-    ([b"tab\tq\"uote\\back\n"], BIG, [ev('tab\tq"uote\\back')]),
+    ([b'tab\tq"uote\\back\n'], BIG, [ev('tab\tq"uote\\back')]),
     (["é€😀\n".encode()], BIG, [ev("é€😀")]),
     (["é€".encode()[:3], "é€".encode()[3:] + b"\n"], BIG, [ev("é€")]),
     ([b"a\xffb\n"], BIG, [ev("a\ufffdb", raw=b"a\xffb")]),
@@ -110,8 +111,11 @@ CASES: list[tuple[list[bytes], int, list[Event]]] = [
     ([b"abc" + EMOJI], 4, [ev("abc", True), ev("😀")]),
     # invalid bytes are cut at the limit; each piece keeps its exact bytes
     ([b"\xff" * 5 + b"\n"], 4, [ev("\ufffd" * 4, True, b"\xff" * 4), ev("\ufffd", raw=b"\xff")]),
-    ([b"x\n" + b"y" * 10 + b"\nz\n"], 4,
-     [ev("x"), ev("yyyy", True), ev("yyyy", True), ev("yy"), ev("z")]),
+    (
+        [b"x\n" + b"y" * 10 + b"\nz\n"],
+        4,
+        [ev("x"), ev("yyyy", True), ev("yyyy", True), ev("yy"), ev("z")],
+    ),
 ]
 
 
@@ -184,18 +188,31 @@ def test_flush_partial(ops: list[bytes | str], expected: list[Event]) -> None:
 # Properties
 
 ATOMS = [
-    b"a", b"b", b"\n", b"\r", b"\r\n", b"\\", b'"', b"\t", b"\x00", b"\x1b[0m",
-    "é".encode(), "€".encode(), EMOJI, b"\xff", b"\x80", b"\xe2\x82", b"\xf0\x9f",
+    b"a",
+    b"b",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\\",
+    b'"',
+    b"\t",
+    b"\x00",
+    b"\x1b[0m",
+    "é".encode(),
+    "€".encode(),
+    EMOJI,
+    b"\xff",
+    b"\x80",
+    b"\xe2\x82",
+    b"\xf0\x9f",
 ]
-streams = st.lists(
-    st.sampled_from(ATOMS) | st.binary(max_size=4), max_size=60
-).map(b"".join)
+streams = st.lists(st.sampled_from(ATOMS) | st.binary(max_size=4), max_size=60).map(b"".join)
 limits = st.sampled_from([4, 5, 7, 8, 16, BIG])
 
 
 def cut(data: bytes, points: list[int]) -> list[bytes]:
     bounds = sorted({0, len(data), *(p % (len(data) + 1) for p in points)})
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def restore(events: list[dict[str, Any]], final: list[dict[str, Any]]) -> bytes:
@@ -211,7 +228,7 @@ def restore(events: list[dict[str, Any]], final: list[dict[str, Any]]) -> bytes:
 
 def check_encoded(events: list[dict[str, Any]], limit: int) -> None:
     for e in events:
-        assert list(e) [:4] == ["type", "processId", "stream", "output"]
+        assert list(e)[:4] == ["type", "processId", "stream", "output"]
         assert set(e) <= {"type", "processId", "stream", "output", "continued", "outputBase64"}
         assert e.get("continued", True) is True  # present only when true
         raw = e.get("outputBase64")

@@ -78,14 +78,22 @@ def test_decide(
     assert got == (action, after)
 
 
-def run_loop(policy: RestartPolicy, max_restarts: int, base: float,
-             outcomes: list[tuple[bool, float]]) -> list[Restart | GiveUp]:
+def run_loop(
+    policy: RestartPolicy, max_restarts: int, base: float, outcomes: list[tuple[bool, float]]
+) -> list[Restart | GiveUp]:
     """Feed a sequence of exits (failed, uptime) as the supervisor does."""
     state = Backoff()
     actions: list[Restart | GiveUp] = []
     for failed, uptime in outcomes:
-        action, state = decide(policy, failed=failed, stopped_by_user=False, state=state,
-                               max_restarts=max_restarts, base_delay=base, uptime=uptime)
+        action, state = decide(
+            policy,
+            failed=failed,
+            stopped_by_user=False,
+            state=state,
+            max_restarts=max_restarts,
+            base_delay=base,
+            uptime=uptime,
+        )
         actions.append(action)
         if isinstance(action, GiveUp):
             break
@@ -94,18 +102,33 @@ def run_loop(policy: RestartPolicy, max_restarts: int, base: float,
 
 def test_crash_loop_ends_in_restart_limit() -> None:
     actions = run_loop(ON_FAILURE, 5, 1.0, [(True, 0.1)] * 10)
-    assert actions == [Restart(1.0), Restart(2.0), Restart(4.0), Restart(8.0), Restart(16.0),
-                       GiveUp(limit_reached=True)]
+    assert actions == [
+        Restart(1.0),
+        Restart(2.0),
+        Restart(4.0),
+        Restart(8.0),
+        Restart(16.0),
+        GiveUp(limit_reached=True),
+    ]
 
 
 def test_long_uptime_forgives_a_crash_loop() -> None:
     exits = [(True, 0.1)] * 3 + [(True, 120.0)] + [(True, 0.1)] * 10
     actions = run_loop(ON_FAILURE, 3, 0.5, exits)
-    assert actions == [Restart(0.5), Restart(1.0), Restart(2.0),  # budget spent ...
-                       Restart(0.5),  # ... but it stayed up 120 s: start over
-                       Restart(1.0), Restart(2.0), GiveUp(limit_reached=True)]
+    assert actions == [
+        Restart(0.5),
+        Restart(1.0),
+        Restart(2.0),  # budget spent ...
+        Restart(0.5),  # ... but it stayed up 120 s: start over
+        Restart(1.0),
+        Restart(2.0),
+        GiveUp(limit_reached=True),
+    ]
 
 
 def test_on_failure_stops_after_success() -> None:
     assert run_loop(ON_FAILURE, 5, 1.0, [(True, 1.0), (True, 1.0), (False, 1.0)]) == [
-        Restart(1.0), Restart(2.0), GiveUp()]
+        Restart(1.0),
+        Restart(2.0),
+        GiveUp(),
+    ]

@@ -56,8 +56,10 @@ def violations(names: set[str]) -> list[str]:
         if n.split(".")[0] != "agentwatch" or n in PURE_NAMES:
             continue
         # `from agentwatch.events import Piece` lists agentwatch.events.Piece: fine
-        if n.rpartition(".")[0] in PURE_NAMES and not (PACKAGE.parent / (
-                n.replace(".", "/") + ".py")).exists():
+        if (
+            n.rpartition(".")[0] in PURE_NAMES
+            and not (PACKAGE.parent / (n.replace(".", "/") + ".py")).exists()
+        ):
             continue
         bad.append(n)
     return sorted(bad)

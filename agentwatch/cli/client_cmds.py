@@ -32,8 +32,46 @@ if TYPE_CHECKING:
 
 HISTORY_PAGE = 10_000  # events per REST page (the server's maximum)
 EXIT_NOT_FOUND = 4
+COMPLETE_TIMEOUT_S = 1.0  # shell completion asks the live run; a person is waiting
+EVENT_TYPES = (
+    "process-started",
+    "process-output",
+    "process-stopped",
+    "process-error",
+    "process-waiting",
+    "process-resumed",
+    "process-stats",
+    "task-assigned",
+    "task-completed",
+    "system-alert",
+)
 
-Processes = Annotated[list[str] | None, typer.Argument(help="Process ids (default: all).")]
+
+def complete_processes(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the processes of the run the command would talk to."""
+    from agentwatch.client import api, find_server
+
+    p = ctx.params
+    try:
+        server = find_server(p.get("url"), p.get("token"), p.get("run_id"), p.get("home"))
+        procs = api(server, "GET", "/api/processes", timeout=COMPLETE_TIMEOUT_S)
+    except Exception:  # completion never fails loudly
+        return []
+    names = [str(x.get("processId")) for x in procs if isinstance(x, dict)]
+    return [n for n in names if n.startswith(incomplete)]
+
+
+def _choices(*values: str) -> Any:
+    def complete(incomplete: str) -> list[str]:
+        return [v for v in values if v.startswith(incomplete)]
+
+    return complete
+
+
+Processes = Annotated[
+    list[str] | None,
+    typer.Argument(help="Process ids (default: all).", autocompletion=complete_processes),
+]
 TokenOpt = Annotated[
     str | None,
     typer.Option("--token", help="Server token (default: $AGENTWATCH_TOKEN or discovered)."),
@@ -148,11 +186,21 @@ def subscribe(
     since: Since = None,
     tail: Tail = None,
     type_: Annotated[
-        list[str] | None, typer.Option("--type", help="Event type (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--type", help="Event type (repeatable).", autocompletion=_choices(*EVENT_TYPES)
+        ),
     ] = None,
-    stream: Annotated[str | None, typer.Option("--stream", help="stdout or stderr.")] = None,
+    stream: Annotated[
+        str | None,
+        typer.Option(
+            "--stream", help="stdout or stderr.", autocompletion=_choices("stdout", "stderr")
+        ),
+    ] = None,
     json_: options.Json = False,
-    transport: Annotated[str, typer.Option("--transport", help="ws or sse.")] = "ws",
+    transport: Annotated[
+        str, typer.Option("--transport", help="ws or sse.", autocompletion=_choices("ws", "sse"))
+    ] = "ws",
     no_follow: Annotated[bool, typer.Option("--no-follow", help="Print history and exit.")] = False,
     until_exit: Annotated[
         bool,
@@ -312,7 +360,12 @@ def ps(
 
 @app.command("logs")
 def logs(
-    process: Annotated[str, typer.Argument(help="Process id ('*' for every process).")],
+    process: Annotated[
+        str,
+        typer.Argument(
+            help="Process id ('*' for every process).", autocompletion=complete_processes
+        ),
+    ],
     url: options.Url = None,
     token: TokenOpt = None,
     run_id: options.RunIdOpt = None,
@@ -398,7 +451,7 @@ def _control(
     return 0
 
 
-ProcessArg = Annotated[str, typer.Argument(help="Process id.")]
+ProcessArg = Annotated[str, typer.Argument(help="Process id.", autocompletion=complete_processes)]
 
 
 @app.command("stop")
@@ -430,7 +483,16 @@ def restart(
 @app.command("signal")
 def signal_(
     process: ProcessArg,
-    sig: Annotated[str, typer.Argument(metavar="SIG", help="TERM, HUP, USR1, 9, ...")],
+    sig: Annotated[
+        str,
+        typer.Argument(
+            metavar="SIG",
+            help="TERM, HUP, USR1, 9, ...",
+            autocompletion=_choices(
+                "TERM", "INT", "HUP", "KILL", "USR1", "USR2", "QUIT", "STOP", "CONT"
+            ),
+        ),
+    ],
     url: options.Url = None,
     token: TokenOpt = None,
     run_id: options.RunIdOpt = None,

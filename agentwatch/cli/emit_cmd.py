@@ -144,11 +144,20 @@ def build_event(
     return event
 
 
+def _complete_type(incomplete: str) -> list[str]:
+    kinds = ("task-assigned", "task-completed", "system-alert", "x-")
+    return [k for k in kinds if k.startswith(incomplete)]
+
+
 @app.command("emit")
 def emit(
     type_: Annotated[
         str,
-        typer.Argument(metavar="TYPE", help="task-assigned, task-completed, system-alert, x-..."),
+        typer.Argument(
+            metavar="TYPE",
+            help="task-assigned, task-completed, system-alert, x-...",
+            autocompletion=_complete_type,
+        ),
     ],
     message: Annotated[
         list[str] | None, typer.Argument(help="The alert's message (system-alert, x-...).")
@@ -157,7 +166,10 @@ def emit(
     title: Annotated[str | None, typer.Option("--title", help="Task title.")] = None,
     assignee: Annotated[str | None, typer.Option("--assignee", help="Who does the task.")] = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="success, failure or cancelled.")
+        str | None,
+        typer.Option(
+            "--status", help="success, failure or cancelled.", autocompletion=lambda: TASK_STATUSES
+        ),
     ] = None,
     result: Annotated[
         str | None, typer.Option("--result", help="Task result (JSON, or plain text).")

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from agentwatch.paths import complete_run_ids
+
 Host = Annotated[str, typer.Option("--host", envvar="AGENTWATCH_HOST",
                                    help="Address to bind the server to.")]
 Port = Annotated[int, typer.Option("--port", envvar="AGENTWATCH_PORT",
@@ -47,7 +49,9 @@ Home = Annotated[Path | None, typer.Option("--home", envvar="AGENTWATCH_HOME",
 # No envvar= on --url: the client resolves AGENTWATCH_URL itself, after --run (SPEC 3).
 Url = Annotated[str | None, typer.Option(
     "--url", help="Server URL (default: --run, $AGENTWATCH_URL, else the newest live run).")]
-RunIdOpt = Annotated[str | None, typer.Option("--run", help="Pick a live or past run by id.")]
+RunIdOpt = Annotated[str | None, typer.Option(
+    "--run", help="Pick a live or past run by id (or a unique prefix).",
+    autocompletion=complete_run_ids)]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 

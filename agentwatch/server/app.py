@@ -74,6 +74,8 @@ async def _route(ctx: ServerContext, conn: HTTPConnection, request: Request) -> 
 
 async def handle_request(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
     """Answer one request (see the module docstring for the order of checks)."""
+    if request.is_websocket:
+        conn.keep_alive = False  # a refused upgrade closes: the peer would send frames next
     if not origin_allowed(ctx.config, ctx.url, request):
         raise ProtocolError(
             f"origin {request.headers.get('origin')!r} is not allowed",

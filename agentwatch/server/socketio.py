@@ -53,6 +53,7 @@ from agentwatch.proto.engineio import (
 from agentwatch.server.context import ServerContext
 from agentwatch.server.http import HTTPConnection, Request
 from agentwatch.server.socketio_session import (
+    GOODBYE_S,
     Session,
     SessionRegistry,
     SocketIOLimits,
@@ -142,12 +143,14 @@ async def handle_http(
             if request.method != "GET":
                 raise engine_error(ErrorCode.BAD_HANDSHAKE_METHOD)
             await _poll(registry.open(ctx, Transport.POLLING, request), conn)
-        elif request.method == "GET":
-            await _poll(registry.get(query.sid), conn)
-        elif request.method == "POST":
-            await _post(registry.get(query.sid), conn, request, body)
         else:
-            raise engine_error(ErrorCode.BAD_REQUEST, f"{request.method} is not a polling method")
+            session = registry.get(query.sid)
+            if request.method == "GET":
+                await _poll(session, conn)
+            elif request.method == "POST":
+                await _post(session, conn, request, body)
+            else:
+                raise engine_error(ErrorCode.BAD_REQUEST, f"{request.method} is not for polling")
     except ProtocolError as exc:
         if not conn.can_respond:
             raise
@@ -166,9 +169,19 @@ async def _poll(session: Session, conn: HTTPConnection) -> None:
     try:
         while not engine.poll_ready:
             await session.changed()
-        body, frames = session.drain_for_poll()
+    except trio.Cancelled:  # the server stops: this poll carries the goodbye
+        with trio.CancelScope(shield=True):
+            session.goodbye("server stopped")
+            with trio.move_on_after(GOODBYE_S):
+                await _answer_poll(session, conn)
+        raise
     finally:
         engine.end_get()
+    await _answer_poll(session, conn)
+
+
+async def _answer_poll(session: Session, conn: HTTPConnection) -> None:
+    body, frames = session.drain_for_poll()
     try:
         await conn.send_response(200, body.encode(), content_type=POLL_CONTENT_TYPE)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -235,7 +248,10 @@ async def handle_websocket(ctx: ServerContext, ws: ServerWebSocket, request: Req
             await _ws_writer(session, ws)
             nursery.cancel_scope.cancel()
     finally:
-        session.close("transport close")
+        with trio.CancelScope(shield=True):
+            session.goodbye("server stopped")  # a no-op unless cancelled: the server stops
+            with trio.move_on_after(GOODBYE_S):
+                await _ws_writer(session, ws)
 
 
 async def _probe(session: Session, ws: ServerWebSocket, request: Request) -> bool:

@@ -65,6 +65,8 @@ TRANSPORT_NAME = "socketio"  # Client.transport in /api/clients and /metrics, wh
 SID_BYTES = 15  # 20 characters of URL-safe base64, as long as engine.io's ids
 CONNECT_TIMEOUT_S = 45.0  # socket.io's connectTimeout: a session that never joins "/" is closed
 UPGRADE_TIMEOUT_S = 10.0  # engine.io's upgradeTimeout: the 2probe/3probe/5 dance must end by then
+GOODBYE_S = 1.0  # as the server stops, how long a transport may take to flush the last frames
+FAREWELL_WAIT_S = 5.0  # when the run is over, how long a client may take to collect the DISCONNECT
 MAX_SESSIONS = 10_000  # open Engine.IO sessions per server: handshakes alone cannot exhaust memory
 MAX_ROOMS = 1_000  # rooms one client may join: its filter stays small
 SUBSCRIBE = "subscribe-process"
@@ -175,6 +177,7 @@ class Session:
         self.authenticated = request.authenticated  # the handshake carried the token
         self.member: Member | None = None
         self.ever_joined = False
+        self.disconnect_sent = False  # the server's DISCONNECT from "/" is queued
         self.frames_written = 0
         self.closed = trio.Event()
         self._changed = trio.Event()
@@ -340,6 +343,19 @@ class Session:
         self.closed.set()
         self.notify()
 
+    def goodbye(self, reason: str) -> None:
+        """Close from the server's side, after a DISCONNECT from ``/`` if the client joined it.
+
+        socket.io-client reconnects after a lost transport, but not after the
+        server's DISCONNECT ("io server disconnect"): the run is over, or the
+        server is stopping.
+        """
+        if self.closed.is_set():
+            return
+        if self.member is not None and not self.disconnect_sent:
+            self.engine.send_text(_DISCONNECT_FRAME)
+        self.close(reason)
+
     def report_stalled(self) -> None:
         """The client read nothing for ``--client-timeout``: the slow-subscriber alert."""
         if self.member is not None:
@@ -356,7 +372,7 @@ class Session:
         except Exception as exc:  # a session must never take the server down
             log_error(f"Socket.IO session error: {type(exc).__name__}: {exc}")
         finally:
-            self.close("server stopped")
+            self.goodbye("server stopped")  # the transports flush it as they are cancelled
 
     async def _timers(self) -> None:
         engine = self.engine
@@ -384,6 +400,7 @@ class Session:
             if member is None:
                 await self.changed()
                 continue
+            finished = False
             with member.scope:
                 try:
                     await follow(
@@ -395,11 +412,21 @@ class Session:
                     )
                 except trio.ClosedResourceError:
                     return
-                # The run is over and the client has every event: a server-side
-                # DISCONNECT, so that socket.io-client does not try to reconnect.
-                self.engine.send_text(_DISCONNECT_FRAME)
-                self.close(RUN_FINISHED)
+                finished = True  # the run is over and the client has every event
+            if finished:
+                await self._farewell()
                 return
+
+    async def _farewell(self) -> None:
+        """DISCONNECT the client from ``/``; close once it was written (or after a while)."""
+        self.engine.send_text(_DISCONNECT_FRAME)
+        self.disconnect_sent = True
+        with trio.move_on_after(FAREWELL_WAIT_S):
+            try:
+                await self.wait_written()
+            except trio.ClosedResourceError:
+                pass
+        self.close(RUN_FINISHED)
 
 
 class SessionRegistry:

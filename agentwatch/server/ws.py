@@ -118,14 +118,17 @@ class WSSession:
 
     async def run_subscription(self, sub: Subscription) -> None:
         """Follow one subscription; close the connection when the run is over."""
+        lost = False
         self.following += 1
         try:
             await follow(self.ctx.hub, sub, self.sink, progress=self.subscriber.progress)
-        except ConnectionClosed:
-            return
+        except ConnectionClosed:  # gone, or stalled
+            lost = True
         finally:
             self.following -= 1
-        if self.ctx.hub.finished and sub.active and self.following == 0:
+        if lost:
+            await self.ws.aclose()  # ends the receive loop, hence the connection
+        elif self.ctx.hub.finished and sub.active and self.following == 0:
             await self.ws.aclose(1000, RUN_FINISHED)
 
 

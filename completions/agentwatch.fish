@@ -1,0 +1,1 @@
+complete --command agentwatch --no-files --arguments "(env _AGENTWATCH_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) agentwatch)" --condition "env _AGENTWATCH_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) agentwatch"

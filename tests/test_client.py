@@ -1,0 +1,275 @@
+"""The client library (SPEC 3, 7): discovery, the REST helper, the async
+subscribe client over WebSocket and SSE, resume after a broken connection,
+and the lazy public API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import agentwatch
+from agentwatch.client import Server, Subscription, api, find_server, follow
+from agentwatch.client_sse import stream_path
+from agentwatch.config import AgentSpec, ServerConfig
+from agentwatch.errors import ClientError
+from agentwatch.paths import Discovery, live_runs, resolve_run_id, write_discovery
+from agentwatch.runner import Echo, Session, SessionOptions, run_session
+from conftest import py, read_events
+from test_cli_support import Proxy, proxy_to
+
+TOKEN = "client-test-token"
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def fake_run(home: Path, run_id: str, *, pid: int | None = None, url: str = "", started: str = "",
+             token: str | None = "tok") -> Path:
+    path = home / "runs" / run_id / "server.json"
+    write_discovery(path, Discovery(run_id, url or f"http://127.0.0.1:1{run_id[-4:]}", token,
+                                    pid or os.getpid(), started or run_id, ["agent"]))
+    return path
+
+
+# ---------------------------------------------------------------------------
+# find_server: flags, then environment, then discovery (SPEC 3)
+
+
+def test_none_running(tmp_path: Path) -> None:
+    with pytest.raises(ClientError, match="no running agentwatch server") as info:
+        find_server(home=tmp_path, environ={})
+    assert info.value.exit_code == 1
+
+
+def test_newest_live_run_and_stale_files_cleaned(tmp_path: Path) -> None:
+    old = fake_run(tmp_path, "20261125T100000Z-aaaa", started="2026-11-25T10:00:00.000001Z")
+    new = fake_run(tmp_path, "20261125T100000Z-0000", started="2026-11-25T10:00:00.000002Z")
+    stale = fake_run(tmp_path, "20261125T110000Z-bbbb", pid=dead_pid())
+    server = find_server(home=tmp_path, environ={})
+    assert server.run_id == "20261125T100000Z-0000"  # newest by start time, not by name
+    assert server.token == "tok"
+    assert not stale.exists()  # its pid is gone: ignored and removed
+    assert old.exists() and new.exists()
+    assert [d.run_id for d in live_runs(tmp_path)] == [
+        "20261125T100000Z-0000",
+        "20261125T100000Z-aaaa",
+    ]
+
+
+def test_precedence(tmp_path: Path) -> None:
+    fake_run(tmp_path, "20261125T100000Z-aaaa", url="http://127.0.0.1:1111", token="t-a")
+    fake_run(tmp_path, "20261125T110000Z-bbbb", url="http://127.0.0.1:2222", token="t-b")
+    env = {"AGENTWATCH_URL": "http://127.0.0.1:3333", "AGENTWATCH_TOKEN": "t-env"}
+    # --url wins; the token of a local run at that URL is found by itself
+    s = find_server("http://127.0.0.1:1111", home=tmp_path, environ=env)
+    assert (s.url, s.token, s.run_id) == ("http://127.0.0.1:1111", "t-a", "20261125T100000Z-aaaa")
+    assert find_server("127.0.0.1:9/?token=q", home=tmp_path, environ={}).token == "q"
+    assert find_server("http://127.0.0.1:1111", "flag", home=tmp_path, environ={}).token == "flag"
+    # --run beats $AGENTWATCH_URL (a flag wins over the variable), by id or unique prefix
+    s = find_server(run_id="20261125T10", home=tmp_path, environ=env)
+    assert (s.url, s.token) == ("http://127.0.0.1:1111", "t-a")
+    # then $AGENTWATCH_URL with $AGENTWATCH_TOKEN
+    s = find_server(home=tmp_path, environ=env)
+    assert (s.url, s.token) == ("http://127.0.0.1:3333", "t-env")
+    # inside an agent: its own run, never another one
+    s = find_server(home=tmp_path, environ={"AGENTWATCH_RUN_ID": "20261125T100000Z-aaaa"})
+    assert s.url == "http://127.0.0.1:1111"
+    os.makedirs(tmp_path / "runs" / "20261125T120000Z-cccc")  # a --no-server run
+    with pytest.raises(ClientError, match=r"AGENTWATCH_RUN_ID\) is not serving"):
+        find_server(home=tmp_path, environ={"AGENTWATCH_RUN_ID": "20261125T120000Z-cccc"})
+
+
+def test_run_ids(tmp_path: Path) -> None:
+    for rid in ("20261125T100000Z-aaaa", "20261125T100000Z-abcd", "20261126T000000Z-ffff"):
+        os.makedirs(tmp_path / "runs" / rid)
+    assert resolve_run_id("20261126", tmp_path) == "20261126T000000Z-ffff"
+    assert resolve_run_id("20261125T100000Z-aaaa", tmp_path) == "20261125T100000Z-aaaa"
+    for bad, words in [("20261125T1", "ambiguous"), ("2027", "no run"), ("../x", "invalid")]:
+        with pytest.raises(ClientError, match=words) as info:
+            resolve_run_id(bad, tmp_path)
+        assert info.value.exit_code == 4
+    with pytest.raises(ClientError, match="has ended, or runs with --no-server"):
+        find_server(run_id="20261126", home=tmp_path, environ={})
+
+
+def test_api_errors() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once closed
+    with pytest.raises(ClientError, match="cannot reach") as info:
+        api(Server(f"http://127.0.0.1:{port}"), "GET", "/api/processes")
+    assert info.value.exit_code == 1
+
+
+# ---------------------------------------------------------------------------
+# Subscriptions (resume points, duplicates) and the SSE URL
+
+
+def test_subscription_messages_resume() -> None:
+    sub = Subscription(("a", "b"), types=("process-output",), tail=5)
+    assert sub.message("a") == {
+        "op": "subscribe", "processId": "a", "tail": 5, "types": ["process-output"]
+    }
+    assert sub.accept("a", {"seq": 7, "type": "process-output", "stream": "stdout"})
+    assert not sub.accept("a", {"seq": 7, "type": "process-output"})  # duplicate
+    assert not sub.accept("a", {"seq": 3, "type": "process-output"})  # older
+    assert sub.message("a")["since"] == 7 and "tail" not in sub.message("a")
+    assert Subscription().message("*") == {"op": "subscribe", "processId": "*", "since": 0}
+    assert Subscription(since=9).message("*")["since"] == 9
+    gap = {"type": "gap", "fromSeq": 8, "toSeq": 20}
+    assert sub.accept("a", gap)
+    assert sub.cursors["a"] == 20
+    assert not sub.accept("a", gap)
+    only_err = Subscription(stream="stderr")
+    assert not only_err.accept("*", {"seq": 1, "type": "process-output", "stream": "stdout"})
+    assert only_err.accept("*", {"seq": 2, "type": "process-output", "stream": "stderr"})
+    assert only_err.accept("*", {"seq": 3, "type": "process-stopped"})
+
+
+def test_stream_path() -> None:
+    sub = Subscription(("a", "b"), ("x-1",), "stdout", tail=3)
+    assert stream_path(sub) == (
+        "/api/events/stream?processId=a&processId=b&type=x-1&stream=stdout&tail=3"
+    )
+    sub.cursors["sse"] = 42
+    assert stream_path(sub).endswith("&since=42")
+    assert stream_path(Subscription()) == "/api/events/stream?since=0"
+
+
+# ---------------------------------------------------------------------------
+# The async client against a real run (in process: run_session + follow)
+
+TALKER = """
+import os, sys, time
+go = sys.argv[1]
+for i in range(600):
+    print(f"line {i}", flush=True)
+    if i % 50 == 0:
+        print(f"err {i}", file=sys.stderr, flush=True)
+    time.sleep(0.001)
+while not os.path.exists(go):
+    time.sleep(0.01)
+print("bye", flush=True)
+"""
+
+
+def talker_session(tmp_path: Path, go: Path) -> tuple[list[AgentSpec], SessionOptions]:
+    spec = AgentSpec("talker", (*py(TALKER), str(go)), stats_interval=0)
+    opts = SessionOptions(
+        server=ServerConfig(token=TOKEN),
+        home=tmp_path,
+        echo=Echo.NONE,
+        quiet_server=True,
+        handle_signals=False,
+    )
+    return [spec], opts
+
+
+def journal_of(tmp_path: Path, session: Session) -> list[dict[str, Any]]:
+    return read_events(tmp_path / "runs" / session.run_id / "events.jsonl")
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+async def test_resume_after_disconnect_no_gap_no_duplicate(tmp_path: Path, transport: str) -> None:
+    go = tmp_path / "go"
+    specs, opts = talker_session(tmp_path, go)
+    got: list[dict[str, Any]] = []
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, opts)
+            assert session.url is not None
+            with proxy_to(session.url) as proxy:
+                server = Server(proxy.url, TOKEN)
+                async with follow(server, Subscription(), transport=transport) as events:
+                    async for event in events:
+                        got.append(event)
+                        if len(got) in (50, 300):
+                            proxy.cut()  # the connection breaks mid-stream
+                        if event.get("output") == "line 599":
+                            go.touch()
+                assert proxy.accepted >= 3  # it reconnected after each cut
+    journal = journal_of(tmp_path, session)
+    assert [e["seq"] for e in got] == [e["seq"] for e in journal]  # every event, once, in order
+    assert got == journal
+    assert got[-1]["type"] == "process-stopped"
+
+
+async def test_filters_and_the_end_of_the_run(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    go.touch()
+    specs, opts = talker_session(tmp_path, go)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, opts)
+            server = Server(session.url or "", TOKEN)
+            sub = Subscription(("talker",), types=("process-output",), stream="stderr")
+            async with follow(server, sub) as events:
+                got = [e async for e in events]  # ends by itself with the run
+    assert [e["output"] for e in got] == [f"err {i}" for i in range(0, 600, 50)]
+    assert {e["stream"] for e in got} == {"stderr"}
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+async def test_wrong_token_and_give_up(tmp_path: Path, transport: str) -> None:
+    go = tmp_path / "go"
+    specs, opts = talker_session(tmp_path, go)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, opts)
+            url = session.url or ""
+            with pytest.raises(ClientError, match="unauthorized"):
+                async with follow(Server(url, "wrong"), transport=transport) as events:
+                    async for _ in events:
+                        pass
+            proxy = Proxy(int(url.rsplit(":", 1)[1]))
+            t0 = trio.current_time()
+            with pytest.raises(ClientError, match="lost the connection"):
+                async with follow(Server(proxy.url, TOKEN), transport=transport,
+                                  give_up_after=1.0) as events:
+                    async for _ in events:
+                        proxy.close()  # gone for good: connections refused from now on
+            assert trio.current_time() - t0 < 30
+            go.touch()
+
+
+def test_lazy_public_api() -> None:
+    code = (
+        "import sys, agentwatch\n"
+        "assert 'trio' not in sys.modules and 'psutil' not in sys.modules\n"
+        "names = [getattr(agentwatch, n) for n in agentwatch.__all__]\n"
+        "assert 'trio' in sys.modules\n"
+        "print(len(names))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == len(agentwatch.__all__)
+    for name in ("Hub", "Supervisor", "AgentSpec", "ServerConfig", "SessionOptions",
+                 "run_session", "serve", "follow", "Subscription", "find_server", "Server"):
+        assert name in agentwatch.__all__
+    with pytest.raises(AttributeError):
+        agentwatch.nothing_here  # noqa: B018
+
+
+def test_follow_rejects_a_bad_transport() -> None:
+    async def main() -> None:
+        async with follow(Server("http://127.0.0.1:1"), transport="carrier-pigeon"):
+            pass
+
+    with pytest.raises(ClientError, match="invalid transport"):
+        trio.run(main)
+
+
+def test_discovery_file_is_private(tmp_path: Path) -> None:
+    path = fake_run(tmp_path, "20261125T100000Z-aaaa")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert json.loads(path.read_text())["runId"] == "20261125T100000Z-aaaa"
