@@ -94,7 +94,8 @@ def encode_output(
         if isinstance(seg, str):
             if "\\" not in seg:
                 parts = _encode(seg)[1:-1].split(b"\\n")
-                buf += b"".join(map(fast.__mod__, zip(range(seq, seq + len(parts)), parts)))
+                seqs = range(seq, seq + len(parts))
+                buf += b"".join(map(fast.__mod__, zip(seqs, parts, strict=True)))
                 seq += len(parts)
             else:
                 for line in seg.split("\n"):
@@ -127,7 +128,7 @@ class EventMeta(msgspec.Struct):
 
     seq: int
     type: str
-    processId: str | None = None  # noqa: N815 - wire name
+    processId: str | None = None
     stream: str | None = None
 
 

@@ -148,7 +148,7 @@ async def _linger(hub: Hub, linger: float | None, interrupt: trio.CancelScope) -
             await trio.sleep(linger)
         return
     with trio.move_on_after(DEFAULT_LINGER_MAX_S):
-        while any(c.cursor < hub.last_seq for c in hub.clients.values()):
+        while any(c.cursor < hub.last_seq for c in hub.clients.values()):  # noqa: ASYNC110
             await trio.sleep(0.02)
 
 

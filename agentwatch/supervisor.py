@@ -19,8 +19,8 @@ import stat
 import sys
 import termios
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -349,9 +349,7 @@ class Supervisor:
             proc._wait_scope = scope
             await trio.sleep(action.delay)
         proc._wait_scope = None
-        if proc.state is ProcState.STOPPING or self.shutting_down:
-            return False
-        return True
+        return not (proc.state is ProcState.STOPPING or self.shutting_down)
 
     async def _finish(self, proc: ManagedProcess, nursery: trio.Nursery) -> None:
         """Kill what is left of the group, let pumps drain, end the nursery."""
@@ -403,7 +401,8 @@ class Supervisor:
             PROCESS_STARTED,
             proc.name,
             {"pid": child.pid, "command": list(spec.command),
-             "cwd": os.path.abspath(spec.cwd or "."), "restarts": proc.restarts},
+             "cwd": os.path.abspath(spec.cwd or "."),  # noqa: ASYNC240 - no I/O
+             "restarts": proc.restarts},
         )
         if proc.state is ProcState.STARTING:
             proc.state = ProcState.RUNNING

@@ -142,7 +142,7 @@ def throughput(lines: int, subs: int, sse: bool, home: str) -> dict[str, Any]:
             for _ in range(subs):
                 nursery.start_soon(sse_subscriber if sse else ws_subscriber, url, lines, results)
             await trio.sleep(0.5 + subs * 0.01)  # let every subscriber connect first
-            open(go, "w").close()
+            await trio.Path(go).touch()
 
     trio.run(main)
     wall = child_wall(wall_file)

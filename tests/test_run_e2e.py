@@ -176,6 +176,22 @@ def test_no_journal(cli: CLI) -> None:
     assert cli.runs() == [] or not any(p.glob("*.jsonl") for p in cli.runs())
 
 
+def test_journal_write_failure_does_not_stop_the_run(cli: CLI) -> None:
+    """A journal on a full disk: one alert, one error line, the agent runs on."""
+    code = "import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.05)"
+    res = cli.run("run", "--no-server", "--json", "--journal", "/dev/full", "--", *cli.py(code))
+    assert res.returncode == 0
+    err = res.stderr.decode()
+    assert err.count("\n") == 1
+    assert "journal write failed" in err
+    events = cli.decode_lines(res.stdout)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    alerts = of_type(events, "system-alert")
+    assert [(a["code"], a["level"]) for a in alerts] == [("journal-error", "error")]
+    assert [e["output"] for e in of_type(events, "process-output")] == ["0", "1", "2"]
+    assert events[-1]["type"] == "process-stopped"
+
+
 # ---------------------------------------------------------------------------
 # Exit statuses
 
@@ -314,6 +330,8 @@ def test_one_mib_line_in_pieces(cli: CLI) -> None:
     assert len(pieces) >= 5
     assert "".join(e["output"] for e in pieces) == text
     assert all(e.get("continued") for e in pieces[:-1])
+    # cut at the limit, backing off at most one byte not to split a character
+    assert all(len(e["output"].encode()) >= 256 * 1024 - 1 for e in pieces[:-1])
     assert "continued" not in pieces[-1]
     for e in pieces:
         assert "outputBase64" not in e
@@ -404,7 +422,7 @@ def test_grandchild_output_drained_before_stopped(cli: CLI) -> None:
         "--",
         "sh",
         "-c",
-        "(sleep 0.2; echo late) & echo early",
+        "(sleep 0.1; echo late) & echo early",
     )
     assert res.returncode == 0
     assert res.stdout == b"early\nlate\n"

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         rv = app(args=argv, prog_name="agentwatch", standalone_mode=False)
-    except BaseException as exc:  # noqa: BLE001 - the CLI boundary
+    except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
         if os.environ.get("AGENTWATCH_DEBUG") == "1" and not isinstance(exc, typer.Exit):

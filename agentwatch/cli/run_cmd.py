@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from agentwatch.agentfile import build_agent_spec
 from agentwatch.cli import app, options
 from agentwatch.config import (
     DEFAULT_BACKOFF_S,
@@ -18,7 +19,6 @@ from agentwatch.config import (
     DEFAULT_STATS_INTERVAL_S,
     ServerConfig,
 )
-from agentwatch.agentfile import build_agent_spec
 from agentwatch.errors import ConfigError
 
 
