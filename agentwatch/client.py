@@ -22,8 +22,8 @@ import http.client
 import json
 import os
 import urllib.parse
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,13 +42,7 @@ from agentwatch.paths import (
 if TYPE_CHECKING:
     import trio
 
-WS_MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # batched frames of huge lines stay under this
-WS_RECEIVE_BUFFER = 64  # frames trio-websocket may hold before it stops reading
-WS_READ_BYTES = 64 * 1024  # one socket read (trio-websocket's default, 4 KiB, is slow)
-RECONNECT_FIRST_S = 0.1  # first reconnect delay, doubling ...
-RECONNECT_MAX_S = 2.0  # ... up to this
 RECONNECT_GIVE_UP_S = 15.0  # failing to reconnect for this long: give up
-CONNECT_TIMEOUT_S = 5.0  # one connection attempt
 API_TIMEOUT_S = 10.0  # one REST call
 EXIT_RETRY = 75  # EX_TEMPFAIL: a ClientError that `follow` retries (never escapes it)
 TRANSPORTS = ("ws", "sse")
@@ -56,11 +50,17 @@ TRANSPORTS = ("ws", "sse")
 
 @dataclass(frozen=True)
 class Server:
-    """Where a run serves, and the token to present."""
+    """Where a run serves, and the token to present.
+
+    ``discovery`` is the run's ``server.json`` when the run is local: once it
+    is gone (or its pid is), the run is over and `follow` finishes from the
+    journal beside it instead of waiting for a server that will not return.
+    """
 
     url: str
     token: str | None = None
     run_id: str | None = None
+    discovery: Path | None = None
 
     def headers(self) -> dict[str, str]:
         """The Authorization header, when there is a token."""
@@ -74,20 +74,19 @@ def _from_url(url: str, token: str | None, home: Path | None) -> Server:
     if not token:
         token = urllib.parse.parse_qs(parsed.query).get("token", [None])[0]
     base = f"{parsed.scheme}://{parsed.netloc}"
-    run_id = None
     for info in live_runs(home):  # a local run: its id, and its token if none was given
         if info.url == base:
-            token, run_id = token or info.token, info.run_id
-            break
-    return Server(base, token, run_id)
+            return Server(base, token or info.token, info.run_id, info.path)
+    return Server(base, token)
 
 
 def _from_discovery(info: Discovery, token: str | None) -> Server:
-    return Server(info.url, token or info.token, info.run_id)
+    return Server(info.url, token or info.token, info.run_id, info.path)
 
 
 def _run_server(run_id: str, token: str | None, home: Path | None, why: str = "") -> Server:
-    run_id = resolve_run_id(run_id, home)
+    if not why:  # --run takes a prefix; $AGENTWATCH_RUN_ID is exact, and may have no folder
+        run_id = resolve_run_id(run_id, home)
     info = live_discovery(runs_dir(home) / run_id / DISCOVERY_FILE)
     if info is None:
         raise ClientError(
@@ -205,6 +204,12 @@ class Subscription:
             msg["types"] = list(self.types)
         return msg
 
+    def matches(self, event: dict[str, Any]) -> bool:
+        """Whether an event passes the process and type filters (as the server applies them)."""
+        if "*" not in self.process_ids and event.get("processId") not in self.process_ids:
+            return False
+        return not self.types or event.get("type") in self.types
+
     def accept(self, key: str, event: dict[str, Any]) -> bool:
         """Record an event's seq; False for a duplicate or a filtered-out stream."""
         seq = event.get("seq")
@@ -225,175 +230,35 @@ class Subscription:
         )
 
 
-@dataclass
-class _Attempt:
-    """One connection attempt; ``connected`` once the server accepted it."""
-
-    connected: bool = False
-
-
-@asynccontextmanager
-async def follow(
+def follow(
     server: Server,
     sub: Subscription | None = None,
     *,
     transport: str = "ws",
     give_up_after: float = RECONNECT_GIVE_UP_S,
-) -> AsyncIterator[trio.abc.ReceiveChannel[dict[str, Any]]]:
+) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[dict[str, Any]]]:
     """A channel of events, live, reconnecting and resuming until the run ends.
 
     ``async with follow(server) as events: async for event in events: ...``.
     Events arrive in ``seq`` order per subscribed process (``*``: all of
     them), each once; ``{"type":"gap",...}`` says when some are gone for
     good. The channel ends when the run is over; leaving the block closes
-    the connection.
+    the connection. Raises `ClientError` (bad token, server gone for
+    ``give_up_after`` seconds).
     """
-    import trio
+    from agentwatch.client_stream import open_follow
 
-    _check_transport(transport)
-    gen = trio.as_safe_channel(_events)
-    async with gen(server, sub or Subscription(), transport, give_up_after) as channel:
-        yield channel
+    return open_follow(server, sub or Subscription(), transport, give_up_after, flatten=True)
 
 
-@asynccontextmanager
-async def follow_batches(
+def follow_batches(
     server: Server,
     sub: Subscription | None = None,
     *,
     transport: str = "ws",
     give_up_after: float = RECONNECT_GIVE_UP_S,
-) -> AsyncIterator[trio.abc.ReceiveChannel[list[dict[str, Any]]]]:
+) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[list[dict[str, Any]]]]:
     """Like `follow`, but a list of events at a time (as they arrived): the fast path."""
-    import trio
+    from agentwatch.client_stream import open_follow
 
-    _check_transport(transport)
-    gen = trio.as_safe_channel(_batches)
-    async with gen(server, sub or Subscription(), transport, give_up_after) as channel:
-        yield channel
-
-
-def _check_transport(transport: str) -> None:
-    if transport not in TRANSPORTS:
-        raise ClientError(f"invalid transport {transport!r}: use ws or sse")
-
-
-async def _events(
-    server: Server, sub: Subscription, transport: str, give_up_after: float
-) -> AsyncGenerator[dict[str, Any], None]:
-    async with aclosing(_batches(server, sub, transport, give_up_after)) as batches:
-        async for batch in batches:
-            for event in batch:
-                yield event
-
-
-async def _batches(
-    server: Server, sub: Subscription, transport: str, give_up_after: float
-) -> AsyncGenerator[list[dict[str, Any]], None]:
-    """Connect, yield what arrives, reconnect with backoff and resume (see `follow`)."""
-    import trio
-
-    delay = RECONNECT_FIRST_S
-    failing_since: float | None = None
-    while True:
-        attempt = _Attempt()
-        try:
-            if transport == "sse":
-                from agentwatch.client_sse import sse_batches
-
-                stream = sse_batches(server, sub, attempt)
-            else:
-                stream = _ws_batches(server, sub, attempt)
-            async with aclosing(stream):
-                async for batch in stream:
-                    yield batch
-            return  # a clean end: the run is over and everything was sent
-        except ClientError as exc:
-            if exc.exit_code != EXIT_RETRY:
-                raise
-            now = trio.current_time()
-            if attempt.connected or failing_since is None:
-                failing_since, delay = now, RECONNECT_FIRST_S
-            if now - failing_since >= give_up_after:
-                raise ClientError(f"lost the connection to {server.url}: {exc}") from None
-            await trio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_S)
-
-
-async def _ws_batches(
-    server: Server, sub: Subscription, attempt: _Attempt
-) -> AsyncGenerator[list[dict[str, Any]], None]:
-    """Events from one /ws connection, a frame at a time; ClientError(EXIT_RETRY) when
-    it breaks."""
-    import trio
-    import trio_websocket as tws
-
-    parsed = urllib.parse.urlsplit(server.url)
-    scheme = "wss" if parsed.scheme == "https" else "ws"
-    headers = [(b"authorization", f"Bearer {server.token}".encode())] if server.token else []
-    keys = list(dict.fromkeys(sub.process_ids))
-    if not keys or "*" in keys:  # "*" has every process: more keys would only repeat events
-        keys = ["*"]
-    try:
-        async with tws.open_websocket_url(
-            f"{scheme}://{parsed.netloc}/ws?batch=1",
-            extra_headers=headers,
-            max_message_size=WS_MAX_MESSAGE_BYTES,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            disconnect_timeout=2,
-            message_queue_size=WS_RECEIVE_BUFFER,
-            receive_buffer_size=WS_READ_BYTES,
-        ) as ws:
-            attempt.connected = True
-            for pid in keys:
-                await ws.send_message(json.dumps(sub.message(pid)))
-            while True:
-                try:
-                    text = await ws.get_message()
-                except tws.ConnectionClosed as exc:
-                    code = exc.reason.code if exc.reason else None
-                    if code == 1000:
-                        return
-                    raise ClientError(f"connection closed ({code})", exit_code=EXIT_RETRY) from exc
-                batch = []
-                for event in _decode_frame(text):
-                    kind = event.get("type")
-                    if kind == "error":
-                        raise ClientError(f"the server refused: {event.get('message')}")
-                    if kind in ("subscribed", "unsubscribed", "pong", "published"):
-                        continue
-                    if sub.accept(_key_for(event, keys), event):
-                        batch.append(event)
-                if batch:
-                    yield batch
-    except tws.ConnectionRejected as exc:
-        if exc.status_code == 401:
-            raise ClientError(f"unauthorized: wrong or missing token for {server.url}") from exc
-        raise ClientError(
-            f"the server refused the connection (HTTP {exc.status_code})", exit_code=EXIT_RETRY
-        ) from exc
-    except (tws.HandshakeError, tws.ConnectionTimeout, tws.DisconnectionTimeout) as exc:
-        raise ClientError(f"websocket: {type(exc).__name__}", exit_code=EXIT_RETRY) from exc
-    except (OSError, trio.BrokenResourceError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise ClientError(f"cannot reach {server.url}: {reason}", exit_code=EXIT_RETRY) from exc
-
-
-def _decode_frame(text: str | bytes) -> list[dict[str, Any]]:
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:
-        raise ClientError(f"the server sent a frame that is not JSON: {exc}") from None
-    if isinstance(obj, list):
-        return [e for e in obj if isinstance(e, dict)]
-    return [obj] if isinstance(obj, dict) else []
-
-
-def _key_for(event: dict[str, Any], keys: list[str]) -> str:
-    """The subscription an event belongs to: its process, else ``*``."""
-    if len(keys) == 1:
-        return keys[0]
-    pid = event.get("processId")
-    if isinstance(pid, str) and pid in keys:
-        return pid
-    return "*" if "*" in keys else keys[0]
+    return open_follow(server, sub or Subscription(), transport, give_up_after, flatten=False)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
 
-from agentwatch.client import CONNECT_TIMEOUT_S, EXIT_RETRY, Server, Subscription
+from agentwatch.client import EXIT_RETRY, Server, Subscription
+from agentwatch.client_stream import Put, open_stream
 from agentwatch.errors import ClientError, ProtocolError
 from agentwatch.proto.sse import SSEParser
 
 if TYPE_CHECKING:
-    from agentwatch.client import _Attempt
+    from agentwatch.client_stream import _Attempt
 
 SSE_KEY = "sse"  # one ordered stream, one cursor
 READ_BYTES = 64 * 1024  # one socket read
@@ -48,23 +48,13 @@ def _lost(why: str) -> ClientError:
     return ClientError(why, exit_code=EXIT_RETRY)
 
 
-async def sse_batches(
-    server: Server, sub: Subscription, attempt: _Attempt
-) -> AsyncGenerator[list[dict[str, Any]], None]:
-    """Yield the events of each read from one SSE connection.
+async def sse_session(server: Server, sub: Subscription, attempt: _Attempt, put: Put) -> None:
+    """Follow over one SSE stream until the server ends it (the run is over).
 
     Raises ClientError(EXIT_RETRY) when the connection breaks.
     """
     parsed = urllib.parse.urlsplit(server.url)
-    if parsed.scheme != "http":
-        raise ClientError(f"--transport sse supports http:// URLs only, not {server.url}")
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    try:
-        with trio.fail_after(CONNECT_TIMEOUT_S):
-            stream = await trio.open_tcp_stream(host, port)
-    except (OSError, trio.TooSlowError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise _lost(f"cannot reach {server.url}: {reason}") from exc
+    stream = await open_stream(server)
     async with stream:
         conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         headers = [("Host", parsed.netloc), ("Accept", "text/event-stream")]
@@ -86,36 +76,43 @@ async def sse_batches(
                     data = await stream.receive_some(READ_BYTES)
                 except (trio.BrokenResourceError, OSError) as exc:
                     raise _lost("connection lost") from exc
-                conn.receive_data(data)
-                continue
-            if isinstance(event, h11.Response):
-                if event.status_code == 401:
-                    raise ClientError(f"unauthorized: wrong or missing token for {server.url}")
-                if event.status_code in (502, 503, 504):
-                    raise _lost(f"the server answered HTTP {event.status_code}")
-                if event.status_code != 200:
-                    raise ClientError(f"the SSE stream was refused: HTTP {event.status_code}")
+                conn.receive_data(bytes(data))
+            elif isinstance(event, h11.Response):
+                _check_status(server, event.status_code)
                 attempt.connected = True
             elif isinstance(event, h11.Data):
-                try:
-                    messages = parser.feed(bytes(event.data))
-                except ProtocolError as exc:
-                    raise _lost(f"bad SSE from the server: {exc}") from exc
-                batch = []
-                for msg in messages:
-                    if msg.event == "connected" or not msg.data.startswith("{"):
-                        continue
-                    try:
-                        obj = json.loads(msg.data)
-                    except ValueError as exc:
-                        raise ClientError(
-                            f"the server sent an event that is not JSON: {exc}"
-                        ) from None
-                    if isinstance(obj, dict) and sub.accept(SSE_KEY, obj):
-                        batch.append(obj)
+                batch = _events(parser, bytes(event.data), sub)
                 if batch:
-                    yield batch
+                    await put(batch)
             elif isinstance(event, h11.EndOfMessage):
                 return  # the server ended the stream: the run is over
             elif isinstance(event, h11.ConnectionClosed):
                 raise _lost("connection closed")
+
+
+def _check_status(server: Server, status: int) -> None:
+    if status == 401:
+        raise ClientError(f"unauthorized: wrong or missing token for {server.url}")
+    if status in (502, 503, 504):
+        raise _lost(f"the server answered HTTP {status}")
+    if status != 200:
+        raise ClientError(f"the SSE stream was refused: HTTP {status}")
+
+
+def _events(parser: SSEParser, data: bytes, sub: Subscription) -> list[dict[str, Any]]:
+    """The new events in ``data``, recorded in the subscription's cursor."""
+    try:
+        messages = parser.feed(data)
+    except ProtocolError as exc:
+        raise _lost(f"bad SSE from the server: {exc}") from exc
+    batch = []
+    for msg in messages:
+        if msg.event == "connected" or not msg.data.startswith("{"):
+            continue
+        try:
+            obj = json.loads(msg.data)
+        except ValueError as exc:
+            raise ClientError(f"the server sent an event that is not JSON: {exc}") from None
+        if isinstance(obj, dict) and sub.accept(SSE_KEY, obj):
+            batch.append(obj)
+    return batch

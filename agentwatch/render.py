@@ -150,6 +150,8 @@ class ExitTracker:
             elif event.get("kind") == "spawn-failed":
                 text = str(event.get("error", ""))
                 self._final(pid, 126 if "cannot execute" in text else 127)
+        elif kind == "system-alert" and event.get("code") == "dependency-failed":
+            self._final(pid, 1)  # `up` did not start it: what it depends on did not start
         elif kind == "process-stopped" and not event.get("willRestart"):
             if pid in self._timed_out:
                 status = 124
@@ -179,6 +181,12 @@ class ExitTracker:
         if pid not in self.statuses:
             self.order.append(pid)
         self.statuses[pid] = status
+
+    @property
+    def pending(self) -> list[str]:
+        """The followed processes that have not ended for good."""
+        targets = self.waiting_for if self.waiting_for is not None else self.seen
+        return sorted(p for p in targets if p not in self.statuses)
 
     @property
     def done(self) -> bool:

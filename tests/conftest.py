@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,8 +53,9 @@ def py(code: str) -> list[str]:
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
-    """Every event of a JSONL journal (or of --json output saved to a file)."""
-    return [msgspec.json.decode(line) for line in path.read_bytes().splitlines() if line]
+    """The complete events of a JSONL journal, also while it is being written."""
+    data = path.read_bytes()
+    return [msgspec.json.decode(line) for line in data[: data.rfind(b"\n") + 1].splitlines()]
 
 
 def decode_lines(data: bytes) -> list[dict[str, Any]]:
@@ -74,10 +76,96 @@ def wait_for(
         time.sleep(interval)
 
 
+COMMON_FIELDS = ["seq", "type", "timestamp", "processId"]
+TIMESTAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+NUMBER = (int, float)
+OPTIONAL_STR = (str, type(None))
+OPTIONAL_INT = (int, type(None))
+# SPEC 1: type -> {field: (allowed python types, required)}
+SPEC_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "process-started": {
+        "pid": ((int,), True),
+        "command": ((list,), True),
+        "cwd": ((str,), True),
+        "restarts": ((int,), True),
+    },
+    "process-output": {
+        "stream": ((str,), True),
+        "output": ((str,), True),
+        "continued": ((bool,), False),
+        "outputBase64": ((str,), False),
+    },
+    "process-stopped": {
+        "pid": ((int,), True),
+        "exitCode": (OPTIONAL_INT, True),
+        "signal": (OPTIONAL_STR, True),
+        "durationMs": ((int,), True),
+        "willRestart": ((bool,), True),
+    },
+    "process-error": {"error": ((str,), True), "kind": ((str,), True)},
+    "process-waiting": {},
+    "process-resumed": {},
+    "process-stats": {
+        "cpuPercent": (NUMBER, True),
+        "rssBytes": ((int,), True),
+        "numThreads": ((int,), True),
+        "numChildren": ((int,), True),
+        "numFds": ((int,), True),
+    },
+    "system-alert": {"level": ((str,), True), "message": ((str,), True), "code": ((str,), False)},
+}
+ERROR_KINDS = {"spawn-failed", "crashed", "restart-limit", "timeout", "memory-limit"}
+
+
+def check_event(e: dict[str, Any]) -> None:
+    """One event against SPEC 1: common fields first, then its type's fields."""
+    assert list(e)[:4] == COMMON_FIELDS, e
+    assert isinstance(e["seq"], int), e
+    assert e["seq"] >= 1, e
+    assert TIMESTAMP_RE.fullmatch(e["timestamp"]), e
+    assert e["processId"] is None or isinstance(e["processId"], str), e
+    spec = SPEC_FIELDS.get(e["type"])
+    if spec is None:
+        assert e["type"].startswith(("x-", "task-")), e
+        return
+    extra = set(e) - set(COMMON_FIELDS) - set(spec)
+    assert not extra, (e["type"], extra)
+    for name, (types, required) in spec.items():
+        if name in e:
+            assert isinstance(e[name], types), (name, e)
+        else:
+            assert not required, (name, e)
+    if e["type"].startswith("process-"):
+        assert isinstance(e["processId"], str), e
+    if e["type"] == "process-output":
+        assert e["stream"] in ("stdout", "stderr"), e
+        assert e.get("continued", True) is True, e  # present only when true
+    elif e["type"] == "process-error":
+        assert e["kind"] in ERROR_KINDS, e
+    elif e["type"] == "system-alert":
+        assert e["level"] in ("info", "warning", "error"), e
+
+
+def check_journal(path: Path) -> list[dict[str, Any]]:
+    """A journal: JSON Lines, ``seq`` first, 1..N without holes, SPEC 1 fields."""
+    raw = path.read_bytes()
+    assert raw.endswith(b"\n") or not raw
+    events = []
+    for line in raw.split(b"\n")[:-1]:
+        assert line.startswith(b'{"seq":'), line[:80]
+        events.append(msgspec.json.decode(line))
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    for e in events:
+        check_event(e)
+    return events
+
+
 class CLI:
     """Runs ``python -m agentwatch`` in a subprocess with the test's environment."""
 
     py = staticmethod(py)
+    check_event = staticmethod(check_event)
+    check_journal = staticmethod(check_journal)
     read_events = staticmethod(read_events)
     decode_lines = staticmethod(decode_lines)
     wait_for = staticmethod(wait_for)

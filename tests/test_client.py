@@ -273,3 +273,29 @@ def test_discovery_file_is_private(tmp_path: Path) -> None:
     path = fake_run(tmp_path, "20261125T100000Z-aaaa")
     assert path.stat().st_mode & 0o777 == 0o600
     assert json.loads(path.read_text())["runId"] == "20261125T100000Z-aaaa"
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+async def test_run_ends_while_disconnected_rest_from_the_journal(
+    tmp_path: Path, transport: str
+) -> None:
+    go = tmp_path / "go"
+    specs, opts = talker_session(tmp_path, go)
+    got: list[dict[str, Any]] = []
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, opts)
+            assert session.url is not None
+            discovery = tmp_path / "runs" / session.run_id / "server.json"
+            proxy = Proxy(int(session.url.rsplit(":", 1)[1]))
+            server = Server(proxy.url, TOKEN, session.run_id, discovery)
+            sub = Subscription(("talker",))
+            async with follow(server, sub, transport=transport) as events:
+                async for event in events:
+                    got.append(event)
+                    if len(got) == 100:
+                        proxy.close()  # we cannot reach the server any more...
+                        go.touch()  # ... and the run ends meanwhile
+    journal = journal_of(tmp_path, session)
+    assert got == [e for e in journal if e["processId"] == "talker"]
+    assert got[-1]["type"] == "process-stopped"

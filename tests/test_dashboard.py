@@ -8,6 +8,7 @@ and `wait_for_function` poll for the condition, with a timeout.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sys
@@ -26,6 +27,9 @@ from browser_support import (
 )
 
 _why = browser_unavailable()
+if _why and os.environ.get("CI"):
+    # In CI nothing may skip silently: scripts/test.sh installs both.
+    raise RuntimeError(f"browser tests need Playwright and chromium: {_why}")
 if _why:
     pytest.skip(f"browser tests need Playwright and chromium: {_why}", allow_module_level=True)
 

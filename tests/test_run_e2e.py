@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import base64
 import itertools
-import os
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
 import pytest
 
 if TYPE_CHECKING:
@@ -26,19 +24,11 @@ NAME = "agent"
 T = TypeVar("T")
 
 
-def check_journal(path: Path) -> list[dict[str, Any]]:
-    """Valid JSON Lines, ``seq`` first, 1..N without holes."""
-    raw = path.read_bytes()
-    assert raw.endswith(b"\n")
-    lines = raw.split(b"\n")[:-1]
-    events = []
-    for line in lines:
-        assert line.startswith(b'{"seq":')
-        events.append(msgspec.json.decode(line))
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    for e in events:
-        assert list(e)[:4] == ["seq", "type", "timestamp", "processId"]
-    return events
+@pytest.fixture(autouse=True)
+def _journals_follow_the_spec(cli: CLI) -> Iterator[None]:
+    yield
+    for path in cli.home.glob("*.jsonl"):
+        cli.check_journal(path)
 
 
 def run_agent(
@@ -48,7 +38,7 @@ def run_agent(
     res = cli.run(
         "run", "--no-server", "--name", NAME, "--journal", journal, *opts, "--", *cli.py(code), **kw
     )
-    return res, check_journal(journal) if journal.exists() else []
+    return res, cli.check_journal(journal) if journal.exists() else []
 
 
 def of_type(events: list[dict[str, Any]], type_: str) -> list[dict[str, Any]]:
@@ -135,7 +125,7 @@ def test_passthrough_is_byte_identical(cli: CLI) -> None:
     assert started["processId"] == NAME
     assert started["command"][1:3] == ["-u", "-c"]
     assert started["restarts"] == 0
-    assert started["cwd"] == os.getcwd() or os.path.isabs(started["cwd"])
+    assert started["cwd"] == str(Path(__file__).resolve().parent.parent)  # agentwatch's cwd
     assert stopped["type"] == "process-stopped"
     assert (stopped["exitCode"], stopped["signal"], stopped["willRestart"]) == (3, None, False)
     assert stopped["pid"] == started["pid"]
@@ -150,7 +140,7 @@ def test_journal_default_location(cli: CLI) -> None:
     (run_dir,) = cli.runs()
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{4}", run_dir.name)
     assert sorted(p.name for p in run_dir.iterdir()) == ["events.jsonl"]
-    events = check_journal(run_dir / "events.jsonl")
+    events = cli.check_journal(run_dir / "events.jsonl")
     assert [e["type"] for e in events] == ["process-started", "process-output", "process-stopped"]
     assert events[1]["output"] == "hello"
 
@@ -309,7 +299,7 @@ def test_not_executable_126_not_found_127(cli: CLI, tmp_path: Path) -> None:
         assert res.returncode == status, (command, res.stderr)
         assert res.stdout == b""
         assert command in one_error_line(res.stderr)
-        events = check_journal(journal)
+        events = cli.check_journal(journal)
         assert [(e["type"], e.get("kind")) for e in events] == [("process-error", "spawn-failed")]
         assert command in events[0]["error"]
 
@@ -387,7 +377,7 @@ def test_partial_line_flushed_after_half_a_second(cli: CLI) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert out == b"answer\n"
-    outs = of_type(check_journal(journal), "process-output")
+    outs = of_type(cli.check_journal(journal), "process-output")
     assert [(e["output"], e.get("continued")) for e in outs] == [
         ("prompt> ", True),
         ("answer", None),
@@ -426,7 +416,7 @@ def test_grandchild_output_drained_before_stopped(cli: CLI) -> None:
     )
     assert res.returncode == 0
     assert res.stdout == b"early\nlate\n"
-    events = check_journal(journal)
+    events = cli.check_journal(journal)
     assert [e["output"] for e in of_type(events, "process-output")] == ["early", "late"]
     assert events[-1]["type"] == "process-stopped"
 

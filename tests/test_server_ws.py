@@ -290,6 +290,7 @@ async def test_run_end_closes_after_everything(tmp_path: Path) -> None:
             assert seqs == list(range(1, 11))
             assert info.value.reason.code == 1000
             assert info.value.reason.reason == "run finished"
+            await ws._stream.aclose()  # trio-websocket leaks it when the server closes first
 
 
 async def stall_sse(ctx: ServerContext) -> trio.SocketStream:

@@ -160,7 +160,12 @@ async def engine_ws(ctx: ServerContext, query: str = "") -> AsyncIterator[WebSoc
     """A trio-websocket connection to ``/socket.io/?EIO=4&transport=websocket``."""
     url = f"ws://127.0.0.1:{port_of(ctx)}{SIO}websocket{query}"
     async with open_websocket_url(url) as ws:
-        yield ws
+        try:
+            yield ws
+        finally:
+            # trio-websocket's client leaves its socket open when the server
+            # closes first (it waits for a TCP close it then never does)
+            await ws._stream.aclose()
 
 
 async def ws_frames(ws: WebSocketConnection, n: int) -> list[str]:

@@ -28,7 +28,7 @@ from agentwatch.errors import ClientError, ConfigError
 
 if TYPE_CHECKING:
     from agentwatch.client import Server, Subscription
-    from agentwatch.render import Renderer
+    from agentwatch.render import ExitTracker, Renderer
 
 HISTORY_PAGE = 10_000  # events per REST page (the server's maximum)
 EXIT_NOT_FOUND = 4
@@ -248,7 +248,7 @@ def _follow(
     sub: Subscription,
     transport: str,
     printer: Printer,
-    tracker: Any,
+    tracker: ExitTracker | None,
     types: tuple[str, ...] | None,
 ) -> int:
     import trio
@@ -264,7 +264,13 @@ def _follow(
                         tracker.feed(event)
                     if tracker.done:
                         return int(tracker.status)
-        return int(tracker.status) if tracker is not None else 0  # the run is over
+        if tracker is None:
+            return 0  # the run is over
+        if not tracker.done:
+            raise ClientError(
+                f"the run ended before {', '.join(tracker.pending) or 'the processes'} did"
+            )
+        return int(tracker.status)
 
     return trio.run(main)
 

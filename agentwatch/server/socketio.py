@@ -286,9 +286,8 @@ async def _ws_reader(session: Session, ws: ServerWebSocket, request: Request) ->
             message = await ws.get_message()
             if _size(message) > session.limits.max_payload:
                 reason = "max payload exceeded"
-                session.close(reason)
                 await ws.aclose(CLOSE_TOO_BIG, reason)
-                return
+                break
             session.receive_frame(message, Transport.WEBSOCKET, request.authenticated)
     except ConnectionClosed:
         pass
