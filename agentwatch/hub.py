@@ -292,7 +292,7 @@ class Hub:
         if cursor + 1 < mem_first:
             journal = self.journal
             if journal is not None and journal.covers(cursor + 1):
-                lines = journal.read_after(cursor, max_bytes)
+                lines = journal.read_after(cursor, max_bytes)[:max_events]
                 if lines:
                     return self._from_lines(lines, flt)
             return Read([], mem_first - 1, gap=(cursor + 1, mem_first - 1))

@@ -123,12 +123,13 @@ def start(cli: CLI, *args: str | os.PathLike[str], timeout: float = 30.0, **kw: 
 
 
 def start_run(
-    cli: CLI, code: str, *opts: str, name: str = "agent", **kw: Any
+    cli: CLI, code: str, *opts: str, name: str = "agent", extra: list[str] | None = None, **kw: Any
 ) -> Live:
-    """`agentwatch run --quiet --token T --name NAME OPTS -- python -c CODE` in the background."""
+    """`agentwatch run --quiet --token T --name NAME OPTS -- python -c CODE EXTRA` in the
+    background."""
     return start(
         cli, "run", "--quiet", "--quiet-server", "--token", TOKEN, "--name", name, *opts, "--",
-        *cli.py(code), **kw,
+        *cli.py(code), *(extra or []), **kw,
     )
 
 

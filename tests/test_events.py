@@ -137,7 +137,7 @@ def test_encode_output_appends() -> None:
     assert buf.startswith(b"already\n{")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     lines=st.lists(st.text().map(lambda s: s.replace("\n", "")), min_size=1, max_size=8),
     first=st.integers(1, 2**53),

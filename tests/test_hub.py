@@ -305,11 +305,6 @@ async def test_read_limits() -> None:
     assert r.count >= 1
 
 
-@pytest.mark.xfail(
-    reason="hub.read ignores max_events when reading from the journal (_from_lines); "
-    "GET /logs?limit=N then returns up to 1 MiB of events",
-    strict=True,
-)
 async def test_read_limits_from_journal(tmp_path: Path) -> None:
     hub = make_hub(open_journal(tmp_path / "events.jsonl"), history_events=10)
     publish_n(hub, 500)

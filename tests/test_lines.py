@@ -240,7 +240,7 @@ def check_encoded(events: list[dict[str, Any]], limit: int) -> None:
                 data.decode("utf-8")
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(data=streams, limit=limits, points=st.lists(st.integers(0, 1000), max_size=12))
 def test_any_chunking_same_events(data: bytes, limit: int, points: list[int]) -> None:
     whole = decoded(split([data], limit))
@@ -249,7 +249,7 @@ def test_any_chunking_same_events(data: bytes, limit: int, points: list[int]) ->
     check_encoded(whole, limit)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     data=streams,
     limit=limits,
@@ -272,7 +272,7 @@ def test_restores_input(data: bytes, limit: int, points: list[int], flushes: lis
     assert restore(events, final) == data.replace(b"\r\n", b"\n")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     text=st.text(alphabet=st.sampled_from("ab\n\r é€😀"), max_size=60),
     limit=st.integers(4, 9),

@@ -7,6 +7,8 @@ module (``agentwatch/server/socketio.py``), which the router calls as::
                           request: Request, body: bytes) -> None
     async def handle_websocket(ctx: ServerContext, ws: ServerWebSocket,
                                request: Request) -> None
+    def accepts_websocket(ctx: ServerContext, request: Request) -> bool
+        # False: the upgrade is refused through handle_http (HTTP 400, no 101)
 
 A handler gets a parsed `Request` (the whole body already read, at most
 ``Limits.max_body_bytes``) and answers through its `HTTPConnection`, once:

@@ -23,26 +23,20 @@ waits for `Session.changed`, drains, answers; a WebSocket writer does the same
 on its socket. Everything a client sends goes through `Session.receive`, which
 is synchronous, so the session's state never changes across an ``await``.
 
-Rooms: the client's filter lets through ``task-*`` and ``system-alert`` (every
-client gets them), every run-wide event (``processId`` null, e.g. ``x-*``
-without a process), and the events of the processes it subscribed to
-(``subscribe-process``; ``"*"`` means every process), so a process's events
-reach only the room ``process-<id>``. A room applies from the client's cursor,
-which is the hub's newest event unless the client is behind.
+The namespace ``/``, its members and rooms are in
+`agentwatch.server.socketio_rooms`.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
-from agentwatch.config import NAME_RE
 from agentwatch.errors import ProtocolError
-from agentwatch.events import SYSTEM_ALERT, EventBatch, gap_message
-from agentwatch.hub import Client, Filter
+from agentwatch.events import EventBatch, gap_message
 from agentwatch.proto import socketio as sio
 from agentwatch.proto.engineio import (
     MAX_PAYLOAD_BYTES,
@@ -56,21 +50,18 @@ from agentwatch.proto.engineio import (
     decode_packet,
     engine_error,
 )
-from agentwatch.server.auth import token_matches
+from agentwatch.server import socketio_rooms as rooms
 from agentwatch.server.context import ServerContext
-from agentwatch.server.follow import ALL_PROCESSES, Subscriber, Subscription, follow
+from agentwatch.server.follow import follow
 from agentwatch.server.http import Request, log_error
+from agentwatch.server.socketio_rooms import Member
 
-TRANSPORT_NAME = "socketio"  # Client.transport in /api/clients and /metrics, whatever the transport
 SID_BYTES = 15  # 20 characters of URL-safe base64, as long as engine.io's ids
 CONNECT_TIMEOUT_S = 45.0  # socket.io's connectTimeout: a session that never joins "/" is closed
 UPGRADE_TIMEOUT_S = 10.0  # engine.io's upgradeTimeout: the 2probe/3probe/5 dance must end by then
 GOODBYE_S = 1.0  # as the server stops, how long a transport may take to flush the last frames
 FAREWELL_WAIT_S = 5.0  # when the run is over, how long a client may take to collect the DISCONNECT
 MAX_SESSIONS = 10_000  # open Engine.IO sessions per server: handshakes alone cannot exhaust memory
-MAX_ROOMS = 1_000  # rooms one client may join: its filter stays small
-SUBSCRIBE = "subscribe-process"
-UNSUBSCRIBE = "unsubscribe-process"
 RUN_FINISHED = "run finished"
 _DISCONNECT_FRAME = "4" + sio.encode(sio.SocketPacket(sio.PacketType.DISCONNECT))  # "41"
 
@@ -90,34 +81,6 @@ class SocketIOLimits:
     def read_bytes(self) -> int:
         """Event bytes read from the hub at once: framed, they fit one poll response."""
         return max(self.max_payload // 2, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class RoomFilter(Filter):
-    """What one Socket.IO client receives; ``process_ids`` are its rooms (module docstring)."""
-
-    def matches(self, type_: str, process_id: str | None, stream: str | None) -> bool:
-        """Broadcasts and run-wide events always; process events by room."""
-        if process_id is None or type_ == SYSTEM_ALERT or type_.startswith("task-"):
-            return True
-        rooms = self.process_ids
-        return rooms is not None and (process_id in rooms or ALL_PROCESSES in rooms)
-
-
-@dataclass(slots=True)
-class Member:
-    """A client joined to namespace ``/``: its hub registration, cursor and rooms."""
-
-    subscriber: Subscriber
-    sub: Subscription
-    sid: str
-    rooms: set[str] = field(default_factory=set)
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-
-    @property
-    def client(self) -> Client:
-        """The hub client listed by ``/api/clients``."""
-        return self.subscriber.client
 
 
 def new_sid() -> str:
@@ -269,7 +232,7 @@ class Session:
         elif kind is sio.PacketType.DISCONNECT:
             self._leave()
         elif kind is sio.PacketType.EVENT and self.member is not None:
-            reply = self._on_event(self.member, packet.data[0], packet.data[1:])
+            reply = rooms.on_event(self.ctx, self.member, packet.data[0], packet.data[1:])
             if packet.id is not None:
                 self.send_packet(sio.ack(packet.id, reply))
         # ACKs (the server never asks for one) and events before CONNECT are ignored.
@@ -280,23 +243,10 @@ class Session:
             self.send_packet(sio.connect_ok(self.member.sid))
             return
         auth = auth if isinstance(auth, dict) else {}
-        token = auth.get("token")
-        token = token if isinstance(token, str) else None
-        if not (authenticated or token_matches(self.ctx.config.token, token)):
+        if not rooms.authorized(self.ctx, auth, authenticated):
             self.send_packet(sio.connect_error("unauthorized"))
             return
-        user = auth.get("userId")
-        user_id = str(user) if isinstance(user, str | int) and not isinstance(user, bool) else None
-        hub = self.ctx.hub
-        client = Client(
-            self.ctx.new_client_id(TRANSPORT_NAME), TRANSPORT_NAME, self.remote, user_id=user_id
-        )
-        client.cursor = hub.last_seq
-        subscriber = Subscriber(self.ctx, client)
-        sub = Subscription("/", RoomFilter(frozenset()), hub.last_seq)
-        subscriber.subscriptions["/"] = sub  # one cursor; client.subscriptions lists the rooms
-        hub.register(client)
-        self.member = Member(subscriber, sub, new_sid())
+        self.member = rooms.join(self.ctx, self.remote, auth, new_sid())
         self.ever_joined = True
         self.send_packet(sio.connect_ok(self.member.sid))
 
@@ -304,32 +254,8 @@ class Session:
         """The client left ``/`` (DISCONNECT, or the session ended): unregister it."""
         member, self.member = self.member, None
         if member is not None:
-            member.scope.cancel()
-            self.ctx.hub.unregister(member.client)
+            rooms.leave(self.ctx, member)
             self.notify()
-
-    def _on_event(self, member: Member, name: Any, args: list[Any]) -> dict[str, Any]:
-        """``subscribe-process`` / ``unsubscribe-process``; the ack's payload."""
-        hub = self.ctx.hub
-        if name not in (SUBSCRIBE, UNSUBSCRIBE):
-            return {"ok": False, "error": f"unknown event {name!r}", "lastSeq": hub.last_seq}
-        pid = args[0] if args else None
-        if isinstance(pid, dict):
-            pid = pid.get("processId")
-        if not isinstance(pid, str) or not (pid == ALL_PROCESSES or NAME_RE.fullmatch(pid)):
-            message = 'the argument must be a processId (a process name) or "*"'
-            return {"ok": False, "error": message, "lastSeq": hub.last_seq}
-        rooms = member.rooms
-        if name == UNSUBSCRIBE:
-            rooms.discard(pid)
-        elif pid not in rooms:
-            if len(rooms) >= MAX_ROOMS:
-                message = f"too many subscriptions (at most {MAX_ROOMS})"
-                return {"ok": False, "error": message, "lastSeq": hub.last_seq}
-            rooms.add(pid)
-        member.sub.flt = RoomFilter(frozenset(rooms))
-        member.client.subscriptions = sorted(rooms)
-        return {"ok": True, "lastSeq": hub.last_seq}
 
     # -- life cycle -------------------------------------------------------------
 
