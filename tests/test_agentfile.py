@@ -85,7 +85,8 @@ def test_absolute_cwd_and_empty_server(tmp_path: Path) -> None:
     path = write(tmp_path, f'[agents.a]\ncommand = "true"\ncwd = "{tmp_path}"\n')
     spec = load_agents_file(path)
     assert spec.agents[0].cwd == str(tmp_path)
-    assert spec.server.port is None and spec.server.journal is None
+    assert spec.server.port is None
+    assert spec.server.journal is None
 
 
 AGENT = '[agents.coder]\ncommand = ["true"]\n'
@@ -182,7 +183,8 @@ def test_select_names_and_their_dependencies(tmp_path: Path) -> None:
 
 def test_run_flags_cover_the_agent_keys() -> None:
     """`run` takes every per-agent key as a flag: one table, not two."""
-    assert run_cmd.run and up_cmd.up
+    assert run_cmd.run
+    assert up_cmd.up
     command = typer.main.get_command(app)
     run = command.commands["run"]  # type: ignore[attr-defined]
     flags = {opt for param in run.params for opt in getattr(param, "opts", [])}
@@ -210,6 +212,6 @@ def test_run_bad_value_through_the_cli() -> None:
 
 
 def test_command_string_splits_like_a_shell() -> None:
-    cmd = "python -c 'print(\"a b\")' --flag=\"x y\""
+    cmd = 'python -c \'print("a b")\' --flag="x y"'
     spec = build_agent_spec("a", {"command": cmd})
     assert spec.command == tuple(shlex.split(cmd))

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import CLI
 from test_cli_support import (
     TOKEN,
@@ -87,7 +86,8 @@ def test_ps_stop_restart_signal(cli: CLI) -> None:
     one_error_line(client(cli, "stop", "ghost"), 4, "unknown process 'ghost'")
     one_error_line(client(cli, "stop", "agent", "--token", "wrong"), 1, "unauthorized")
     res = client(cli, "stop", "agent", "--json")
-    assert res.returncode == 0 and json.loads(res.stdout) == {"ok": True}
+    assert res.returncode == 0
+    assert json.loads(res.stdout) == {"ok": True}
     assert live.finish() == 0  # the child's own status: its SIGTERM handler exits 0
     assert outputs(live.events()).count("term") == 2  # restart, then stop
     one_error_line(client(cli, "ps"), 1, "no running agentwatch server")
@@ -128,8 +128,9 @@ def test_logs_online_offline_and_cut_journal(cli: CLI, tmp_path: Path) -> None:
     assert offline == full
     prefix = live.run_id[:12]
     assert json_lines(client(cli, "logs", "agent", "--run", prefix, "--json").stdout) == full
-    last = json_lines(client(cli, "logs", "agent", "--journal", journal, "--tail", "1",
-                             "--json").stdout)
+    last = json_lines(
+        client(cli, "logs", "agent", "--journal", journal, "--tail", "1", "--json").stdout
+    )
     assert [e["type"] for e in last] == ["process-stopped"]
 
     cut = tmp_path / "cut.jsonl"  # a crash in the middle of the last write
@@ -153,8 +154,16 @@ def test_runs_live_past_and_stale(cli: CLI) -> None:
     live.wait_output("ready")
     stale = write(
         cli.home / "runs" / "20200101T000000Z-dead" / "server.json",
-        json.dumps({"runId": "20200101T000000Z-dead", "url": "http://127.0.0.1:9",
-                    "token": None, "pid": dead_pid(), "startedAt": "", "processes": ["x"]}),
+        json.dumps(
+            {
+                "runId": "20200101T000000Z-dead",
+                "url": "http://127.0.0.1:9",
+                "token": None,
+                "pid": dead_pid(),
+                "startedAt": "",
+                "processes": ["x"],
+            }
+        ),
     )
     res = client(cli, "runs", "--json")
     assert res.returncode == 0, res.stderr
@@ -216,7 +225,8 @@ SHELL_AGENT = """
 set -e
 export AGENTWATCH_HOME=/nonexistent   # nothing to discover: only the AGENTWATCH_* variables
 agentwatch emit task-assigned --task T-1 --title "parse the input" --assignee coder
-agentwatch emit task-completed --task T-1 --status success --result '{"files": 2}' --data '{"ms": 5}'
+agentwatch emit task-completed --task T-1 --status success \
+    --result '{"files": 2}' --data '{"ms": 5}'
 agentwatch emit system-alert --level warning --code rate "rate limited, backing off"
 agentwatch emit x-tokens-used --data '{"input": 1200, "output": 300}'
 agentwatch emit x-note --json hello there
@@ -232,13 +242,18 @@ def test_emit_from_a_shell_script_agent(cli: CLI, tmp_path: Path) -> None:
     by_type = {e["type"]: e for e in events}
     assigned = by_type["task-assigned"]
     assert {k: assigned[k] for k in ("processId", "taskId", "title", "assignee")} == {
-        "processId": "shell", "taskId": "T-1", "title": "parse the input", "assignee": "coder"
+        "processId": "shell",
+        "taskId": "T-1",
+        "title": "parse the input",
+        "assignee": "coder",
     }
     done = by_type["task-completed"]
     assert (done["status"], done["result"], done["data"]) == ("success", {"files": 2}, {"ms": 5})
     alert = by_type["system-alert"]
     assert (alert["level"], alert["code"], alert["message"]) == (
-        "warning", "rate", "rate limited, backing off"
+        "warning",
+        "rate",
+        "rate limited, backing off",
     )
     assert (by_type["x-tokens-used"]["input"], by_type["x-tokens-used"]["output"]) == (1200, 300)
     note = by_type["x-note"]
@@ -267,11 +282,22 @@ def test_emit_inside_a_run_without_server(cli: CLI, tmp_path: Path) -> None:
     other = start_run(cli, FOREVER, name="other")  # a live run the agent must not reach
     other.wait_output("ready")
     journal = tmp_path / "j.jsonl"
-    res = client(cli, "run", "--no-server", "--quiet", "--journal", journal, "--",
-                 "sh", "-c", "agentwatch emit x-a 2>&1; exit 0")
+    res = client(
+        cli,
+        "run",
+        "--no-server",
+        "--quiet",
+        "--journal",
+        journal,
+        "--",
+        "sh",
+        "-c",
+        "agentwatch emit x-a 2>&1; exit 0",
+    )
     assert res.returncode == 0
     out = [e["output"] for e in cli.read_events(journal) if e["type"] == "process-output"]
-    assert len(out) == 1 and "is not serving" in out[0], out
+    assert len(out) == 1, out
+    assert "is not serving" in out[0]
     assert not [e for e in other.events() if e["type"] == "x-a"]
     client(cli, "stop", "other")
     assert other.finish() == 0

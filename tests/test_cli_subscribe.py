@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import CLI, wait_for
 from test_cli_support import (
     TOKEN,
@@ -146,7 +145,8 @@ def test_no_follow_and_filters(cli: CLI, tmp_path: Path) -> None:
     assert [e["type"] for e in everything][:2] == ["process-started", "process-output"]
     outs = history("--type", "process-output")
     assert [e["output"] for e in outs if e["stream"] == "stdout"] == [
-        "ready", *[f"line {i}" for i in range(5)]
+        "ready",
+        *[f"line {i}" for i in range(5)],
     ]
     last_two = [e["output"] for e in everything[-2:]]
     assert [e["output"] for e in history("--tail", "2")] == last_two
@@ -182,8 +182,18 @@ def test_sse_and_ws_see_the_same_events(cli: CLI, tmp_path: Path) -> None:
 def test_resume_after_disconnect(cli: CLI, tmp_path: Path, transport: str) -> None:
     live, go = run_gated(cli, tmp_path, 0, 3000)
     with proxy_to(live.url) as proxy:
-        sub = Reader(cli, "subscribe", "--url", proxy.url, "--token", TOKEN, "--until-exit",
-                     "--json", "--transport", transport)
+        sub = Reader(
+            cli,
+            "subscribe",
+            "--url",
+            proxy.url,
+            "--token",
+            TOKEN,
+            "--until-exit",
+            "--json",
+            "--transport",
+            transport,
+        )
         sub.wait_line('"output":"line 10"')
         proxy.cut()  # maybe in the middle of the history, maybe after it
         wait_for(lambda: proxy.accepted >= 2, 30, 0.02, "a reconnection")
@@ -204,7 +214,8 @@ def test_subscribe_stops_on_interrupt(cli: CLI, tmp_path: Path) -> None:
     sub.wait_line(r"\| ready")
     sub.proc.send_signal(signal.SIGINT)
     rc, _, err = sub.finish()
-    assert rc == 130 and b"Traceback" not in err
+    assert rc == 130
+    assert b"Traceback" not in err
     go.touch()
     assert live.finish() == 0
 
@@ -214,9 +225,14 @@ def test_broken_pipe_is_quiet(cli: CLI, tmp_path: Path) -> None:
     live.wait_output("warn")
     head = subprocess.run(
         f"{cli.argv('subscribe', '--no-follow')[0]} -m agentwatch subscribe --no-follow | head -2",
-        shell=True, capture_output=True, env=agent_env(), timeout=60, check=False,
+        shell=True,
+        capture_output=True,
+        env=agent_env(),
+        timeout=60,
+        check=False,
     )
     assert len(head.stdout.splitlines()) == 2
-    assert b"Traceback" not in head.stderr and b"Broken pipe" not in head.stderr
+    assert b"Traceback" not in head.stderr
+    assert b"Broken pipe" not in head.stderr
     go.touch()
     assert live.finish() == 0

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import CLI, ROOT, read_events, wait_for
 
 VENV_BIN = Path(sys.executable).parent
@@ -128,8 +127,19 @@ def start_run(
     """`agentwatch run --quiet --token T --name NAME OPTS -- python -c CODE EXTRA` in the
     background."""
     return start(
-        cli, "run", "--quiet", "--quiet-server", "--token", TOKEN, "--name", name, *opts, "--",
-        *cli.py(code), *(extra or []), **kw,
+        cli,
+        "run",
+        "--quiet",
+        "--quiet-server",
+        "--token",
+        TOKEN,
+        "--name",
+        name,
+        *opts,
+        "--",
+        *cli.py(code),
+        *(extra or []),
+        **kw,
     )
 
 
@@ -138,7 +148,9 @@ def start_up(cli: CLI, toml: Path, *opts: str, **kw: Any) -> Live:
     return start(cli, "up", "-q", "--quiet-server", "-f", toml, *opts, **kw)
 
 
-def client(cli: CLI, *args: str | os.PathLike[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
+def client(
+    cli: CLI, *args: str | os.PathLike[str], **kw: Any
+) -> subprocess.CompletedProcess[bytes]:
     """A client command (``ps``, ``logs``, ...) run to completion."""
     kw.setdefault("env", agent_env())
     return cli.run(*args, **kw)
@@ -156,7 +168,9 @@ def ps_json(cli: CLI, *args: str) -> list[dict[str, Any]]:
     return procs
 
 
-def wait_state(cli: CLI, name: str, state: str, *args: str, timeout: float = 30.0) -> dict[str, Any]:
+def wait_state(
+    cli: CLI, name: str, state: str, *args: str, timeout: float = 30.0
+) -> dict[str, Any]:
     """Poll `ps --json` until process ``name`` is in ``state``."""
 
     def check() -> dict[str, Any] | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import trio
+from conftest import py, read_events
+from test_cli_support import Proxy, proxy_to
 
 import agentwatch
 from agentwatch.client import Server, Subscription, api, find_server, follow
@@ -22,8 +24,6 @@ from agentwatch.config import AgentSpec, ServerConfig
 from agentwatch.errors import ClientError
 from agentwatch.paths import Discovery, live_runs, resolve_run_id, write_discovery
 from agentwatch.runner import Echo, Session, SessionOptions, run_session
-from conftest import py, read_events
-from test_cli_support import Proxy, proxy_to
 
 TOKEN = "client-test-token"
 
@@ -34,11 +34,27 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def fake_run(home: Path, run_id: str, *, pid: int | None = None, url: str = "", started: str = "",
-             token: str | None = "tok") -> Path:
+def fake_run(
+    home: Path,
+    run_id: str,
+    *,
+    pid: int | None = None,
+    url: str = "",
+    started: str = "",
+    token: str | None = "tok",
+) -> Path:
     path = home / "runs" / run_id / "server.json"
-    write_discovery(path, Discovery(run_id, url or f"http://127.0.0.1:1{run_id[-4:]}", token,
-                                    pid or os.getpid(), started or run_id, ["agent"]))
+    write_discovery(
+        path,
+        Discovery(
+            run_id,
+            url or f"http://127.0.0.1:1{run_id[-4:]}",
+            token,
+            pid or os.getpid(),
+            started or run_id,
+            ["agent"],
+        ),
+    )
     return path
 
 
@@ -60,7 +76,8 @@ def test_newest_live_run_and_stale_files_cleaned(tmp_path: Path) -> None:
     assert server.run_id == "20261125T100000Z-0000"  # newest by start time, not by name
     assert server.token == "tok"
     assert not stale.exists()  # its pid is gone: ignored and removed
-    assert old.exists() and new.exists()
+    assert old.exists()
+    assert new.exists()
     assert [d.run_id for d in live_runs(tmp_path)] == [
         "20261125T100000Z-0000",
         "20261125T100000Z-aaaa",
@@ -119,12 +136,16 @@ def test_api_errors() -> None:
 def test_subscription_messages_resume() -> None:
     sub = Subscription(("a", "b"), types=("process-output",), tail=5)
     assert sub.message("a") == {
-        "op": "subscribe", "processId": "a", "tail": 5, "types": ["process-output"]
+        "op": "subscribe",
+        "processId": "a",
+        "tail": 5,
+        "types": ["process-output"],
     }
     assert sub.accept("a", {"seq": 7, "type": "process-output", "stream": "stdout"})
     assert not sub.accept("a", {"seq": 7, "type": "process-output"})  # duplicate
     assert not sub.accept("a", {"seq": 3, "type": "process-output"})  # older
-    assert sub.message("a")["since"] == 7 and "tail" not in sub.message("a")
+    assert sub.message("a")["since"] == 7
+    assert "tail" not in sub.message("a")
     assert Subscription().message("*") == {"op": "subscribe", "processId": "*", "since": 0}
     assert Subscription(since=9).message("*")["since"] == 9
     gap = {"type": "gap", "fromSeq": 8, "toSeq": 20}
@@ -220,6 +241,14 @@ async def test_filters_and_the_end_of_the_run(tmp_path: Path) -> None:
     assert {e["stream"] for e in got} == {"stderr"}
 
 
+async def drain(server: Server, transport: str, on_event: Any = None) -> None:
+    """Follow to the end; ``on_event()`` after each event."""
+    async with follow(server, transport=transport, give_up_after=1.0) as events:
+        async for _ in events:
+            if on_event is not None:
+                on_event()  # e.g. the server goes away for good: connections refused
+
+
 @pytest.mark.parametrize("transport", ["ws", "sse"])
 async def test_wrong_token_and_give_up(tmp_path: Path, transport: str) -> None:
     go = tmp_path / "go"
@@ -229,16 +258,11 @@ async def test_wrong_token_and_give_up(tmp_path: Path, transport: str) -> None:
             session: Session = await nursery.start(run_session, specs, opts)
             url = session.url or ""
             with pytest.raises(ClientError, match="unauthorized"):
-                async with follow(Server(url, "wrong"), transport=transport) as events:
-                    async for _ in events:
-                        pass
+                await drain(Server(url, "wrong"), transport)
             proxy = Proxy(int(url.rsplit(":", 1)[1]))
             t0 = trio.current_time()
             with pytest.raises(ClientError, match="lost the connection"):
-                async with follow(Server(proxy.url, TOKEN), transport=transport,
-                                  give_up_after=1.0) as events:
-                    async for _ in events:
-                        proxy.close()  # gone for good: connections refused from now on
+                await drain(Server(proxy.url, TOKEN), transport, proxy.close)
             assert trio.current_time() - t0 < 30
             go.touch()
 
@@ -253,8 +277,19 @@ def test_lazy_public_api() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == len(agentwatch.__all__)
-    for name in ("Hub", "Supervisor", "AgentSpec", "ServerConfig", "SessionOptions",
-                 "run_session", "serve", "follow", "Subscription", "find_server", "Server"):
+    for name in (
+        "Hub",
+        "Supervisor",
+        "AgentSpec",
+        "ServerConfig",
+        "SessionOptions",
+        "run_session",
+        "serve",
+        "follow",
+        "Subscription",
+        "find_server",
+        "Server",
+    ):
         assert name in agentwatch.__all__
     with pytest.raises(AttributeError):
         agentwatch.nothing_here  # noqa: B018

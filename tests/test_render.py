@@ -61,7 +61,8 @@ def test_colour_per_process() -> None:
     r = Renderer(colour=True)
     a = str(r.line(ev(1, "process-output", "a", stream="stdout", output="x")))
     b = str(r.line(ev(2, "process-output", "b", stream="stderr", output="y")))
-    assert a.count("\x1b[") >= 2 and b.count("\x1b[") >= 4  # name colour; stderr in red
+    assert a.count("\x1b[") >= 2
+    assert b.count("\x1b[") >= 4
     assert re.search(r"\x1b\[(\d+)m", a).group(1) != re.search(r"\x1b\[(\d+)m", b).group(1)  # type: ignore[union-attr]
 
 
@@ -84,7 +85,10 @@ def test_stats_are_not_printed() -> None:
             "-- stopped (exit code 3, 5 ms, restarting)",
         ),
         (ev(1, "process-stopped", exitCode=None, signal="SIGKILL", durationMs=5), "signal SIGKILL"),
-        (ev(1, "process-error", kind="timeout", error="timed out"), "-- error [timeout]: timed out"),
+        (
+            ev(1, "process-error", kind="timeout", error="timed out"),
+            "-- error [timeout]: timed out",
+        ),
         (ev(1, "process-waiting"), "-- waiting for input"),
         (ev(1, "process-resumed"), "-- resumed"),
         (ev(1, "system-alert", None, level="warning", message="slow"), "-- warning: slow"),
@@ -107,7 +111,8 @@ def test_describe(event: dict[str, Any], text: str) -> None:
 
 def test_custom_event_fields_are_cut() -> None:
     text = describe(ev(1, "x-big", blob="z" * 1000))
-    assert len(text) < 260 and text.endswith("...")
+    assert len(text) < 260
+    assert text.endswith("...")
 
 
 def stopped(pid: str, *, code: int | None = 0, sig: str | None = None, again: bool = False) -> Any:

@@ -8,8 +8,10 @@ own connection, and no handler error can take the server down.
 Modules: `http` (h11 loop, `Request`, `HTTPConnection`; the handler
 interface), `app` (origin, auth, routing), `api` (REST), `sse`, `ws` and
 `websocket` (native WebSocket protocol and the upgrade), `follow` (the
-subscriber loop shared by every streaming transport), `metrics`,
-`netstream` (the socket wrapper), `auth`, `limits`.
+subscriber loop shared by every streaming transport), `socketio`,
+`socketio_session` and `socketio_rooms` (the Socket.IO endpoint; its
+sessions outlive requests and run in the server's nursery, ``ctx.nursery``),
+`metrics`, `netstream` (the socket wrapper), `auth`, `limits`.
 """
 
 from __future__ import annotations

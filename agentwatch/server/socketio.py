@@ -28,7 +28,13 @@ Errors are HTTP 400 (413 for a body over ``maxPayload``, which also closes
 the session), with a body that both engine.io clients and SPEC 4 readers
 understand: ``{"code":5,"message":"...","error":{"code":"unsupported-protocol-version",
 "message":"..."}}``. Clients are listed by ``/api/clients`` with transport
-``socketio`` (whether polling or upgraded) and their ``userId``.
+``socketio`` (whether polling or upgraded) and their ``userId``. (A body
+over the HTTP layer's 1 MiB is refused there first: 413, connection closed;
+the session then ends at its ping timeout.)
+
+When the run is over, and when the server stops, a joined client gets the
+server's DISCONNECT (``41``) before the CLOSE, so socket.io-client reports
+"io server disconnect" and does not try to reconnect.
 """
 
 from __future__ import annotations
@@ -205,7 +211,9 @@ async def _post(session: Session, conn: HTTPConnection, request: Request, body: 
         limit = session.limits.max_payload
         if len(body) > limit:
             session.close("max payload exceeded")
-            raise engine_error(ErrorCode.BAD_REQUEST, f"payload over maxPayload ({limit} bytes)")
+            raise ProtocolError(
+                f"payload over maxPayload ({limit} bytes)", status=413, code="too-large"
+            )
         try:
             packets = decode_payload(body)
         except ProtocolError as exc:
