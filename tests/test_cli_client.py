@@ -65,6 +65,7 @@ def test_no_server_running(cli: CLI) -> None:
 def test_ps_stop_restart_signal(cli: CLI) -> None:
     live = start_run(cli, FOREVER)
     live.wait_output("line 4")
+    live.wait_output("oops")
     res = client(cli, "ps")
     assert res.returncode == 0, res.stderr
     header, row = res.stdout.decode().splitlines()
@@ -106,18 +107,24 @@ def test_control_conflict_while_lingering(cli: CLI) -> None:
 def test_logs_online_offline_and_cut_journal(cli: CLI, tmp_path: Path) -> None:
     live = start_run(cli, FOREVER)
     live.wait_output("line 4")
+    live.wait_output("oops")
     res = client(cli, "logs", "agent", "--json")
     assert res.returncode == 0, res.stderr
     events = json_lines(res.stdout)
+    assert events == live.events()[: len(events)]
     assert events[0]["type"] == "process-started"
-    assert outputs(events) == ["ready", "line 0", "line 1", "line 2", "line 3", "line 4", "oops"]
+    stdout = [e["output"] for e in events if e.get("stream") == "stdout"]
+    assert stdout == ["ready", "line 0", "line 1", "line 2", "line 3", "line 4"]
+    assert [e["output"] for e in events if e.get("stream") == "stderr"] == ["oops"]
     tail = json_lines(client(cli, "logs", "agent", "--tail", "2", "--json").stdout)
-    assert outputs(tail) == ["line 4", "oops"]
+    assert tail == events[-2:]
     since = next(e["seq"] for e in events if e.get("output") == "line 2")
     after = json_lines(client(cli, "logs", "agent", "--since", str(since), "--json").stdout)
-    assert outputs(after) == ["line 3", "line 4", "oops"]
+    assert after == [e for e in events if e["seq"] > since]
     human = client(cli, "logs", "agent", "--tail", "3").stdout.decode().splitlines()
-    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3} agent \| line 3", human[0]), human
+    assert len(human) == 3
+    for line, event in zip(human, events[-3:], strict=True):
+        assert re.fullmatch(rf"\d\d:\d\d:\d\d\.\d{{3}} agent \| {event['output']}", line), line
     one_error_line(client(cli, "logs", "ghost"), 4, "no process 'ghost'", "agent")
     client(cli, "stop", "agent")
     assert live.finish() == 0

@@ -125,7 +125,7 @@ def start_run(
     cli: CLI, code: str, *opts: str, name: str = "agent", extra: list[str] | None = None, **kw: Any
 ) -> Live:
     """`agentwatch run --quiet --token T --name NAME OPTS -- python -c CODE EXTRA` in the
-    background."""
+    background (no process-stats unless OPTS ask for them)."""
     return start(
         cli,
         "run",
@@ -135,6 +135,8 @@ def start_run(
         TOKEN,
         "--name",
         name,
+        "--stats-interval",
+        "0",
         *opts,
         "--",
         *cli.py(code),

@@ -8,12 +8,6 @@ from pathlib import Path
 
 import pytest
 import trio
-
-from agentwatch.config import AgentSpec, ServerConfig, StdinMode
-from agentwatch.errors import ConfigError
-from agentwatch.server import api, serve
-from agentwatch.server.context import ServerContext
-from agentwatch.supervisor import ProcState
 from test_server_support import (
     TOKEN,
     HTTPClient,
@@ -24,6 +18,12 @@ from test_server_support import (
     short_limits,
     wait_for,
 )
+
+from agentwatch.config import AgentSpec, ServerConfig, StdinMode
+from agentwatch.errors import ConfigError
+from agentwatch.server import api, app, serve
+from agentwatch.server.context import ServerContext
+from agentwatch.supervisor import ProcState
 
 
 def status_of(raw: bytes) -> int:
@@ -91,7 +91,9 @@ async def test_dashboard_sets_cookie(tmp_path: Path, monkeypatch: pytest.MonkeyP
                 p.strip() for p in cookie.split(";")
             }
             jar = [("cookie", cookie.split(";")[0])]
-            assert (await request(ctx, "GET", "/api/clients", headers=jar, auth=False)).status == 200
+            assert (
+                await request(ctx, "GET", "/api/clients", headers=jar, auth=False)
+            ).status == 200
             # a bearer request does not get a cookie
             resp = await request(ctx, "GET", "/")
             assert resp.status == 200
@@ -173,9 +175,8 @@ async def test_keep_alive_many_requests_one_connection(tmp_path: Path) -> None:
     with trio.fail_after(10):
         async with running_server(tmp_path) as ctx:
             client = await HTTPClient.connect(ctx)
-            statuses = []
-            for path in ["/healthz", "/api/processes", "/nope", "/api/clients", "/metrics"]:
-                statuses.append((await client.request("GET", path)).status)
+            paths = ["/healthz", "/api/processes", "/nope", "/api/clients", "/metrics"]
+            statuses = [(await client.request("GET", path)).status for path in paths]
             resp = await client.request(
                 "POST", "/api/events", body=b'{"type":"x-ping","processId":null}'
             )
@@ -326,9 +327,9 @@ async def test_not_found_and_method_not_allowed(tmp_path: Path) -> None:
             assert resp.json() == {
                 "error": {"code": "not-found", "message": "no route /api/nothing"}
             }
-            resp = await request(ctx, "GET", "/api/events")
+            resp = await request(ctx, "PUT", "/api/events")
             assert resp.status == 405
-            assert resp.headers["allow"] == "POST"
+            assert resp.headers["allow"] == "GET, POST"
             assert resp.json()["error"]["code"] == "method-not-allowed"
             assert (await request(ctx, "DELETE", "/api/processes")).status == 405
             assert (await request(ctx, "GET", "/api/processes/nobody")).status == 404
@@ -461,8 +462,18 @@ async def test_processes_and_control_routes(tmp_path: Path) -> None:
             assert [p["processId"] for p in listing] == ["agent"]
             one = (await request(ctx, "GET", "/api/processes/agent")).json()
             assert set(one) >= {
-                "processId", "pid", "state", "command", "cwd", "startedAt", "exitCode",
-                "signal", "restarts", "lastSeq", "lines", "stats",
+                "processId",
+                "pid",
+                "state",
+                "command",
+                "cwd",
+                "startedAt",
+                "exitCode",
+                "signal",
+                "restarts",
+                "lastSeq",
+                "lines",
+                "stats",
             }
             assert one["state"] == "running"
             assert one["pid"] == proc.pid
@@ -475,8 +486,11 @@ async def test_processes_and_control_routes(tmp_path: Path) -> None:
                 assert resp.status == 400, bad
             first_pid = proc.pid
             assert (await request(ctx, "POST", path + "restart")).status == 202
-            await wait_for(lambda: proc.restarts == 1 and proc.pid != first_pid
-                           and proc.state is ProcState.RUNNING)
+            await wait_for(
+                lambda: (
+                    proc.restarts == 1 and proc.pid != first_pid and proc.state is ProcState.RUNNING
+                )
+            )
             assert (await request(ctx, "POST", path + "stop")).status == 202
             assert proc.state is ProcState.STOPPING
             resp = await request(ctx, "POST", path + "restart")
@@ -484,8 +498,9 @@ async def test_processes_and_control_routes(tmp_path: Path) -> None:
             assert resp.json()["error"]["code"] == "conflict"
             await proc.done_event.wait()
             assert (await request(ctx, "POST", path + "stop")).status == 409
-            assert (await request(ctx, "POST", path + "signal",
-                                  body=b'{"signal":"TERM"}')).status == 409
+            assert (
+                await request(ctx, "POST", path + "signal", body=b'{"signal":"TERM"}')
+            ).status == 409
             metrics = (await request(ctx, "GET", "/metrics")).body.decode()
             assert 'agentwatch_process_restarts_total{process="agent"} 1' in metrics
             assert 'agentwatch_process_state{process="agent",state="exited"} 1' in metrics
@@ -509,11 +524,16 @@ async def test_metrics(tmp_path: Path) -> None:
                 elif not line.startswith("# HELP "):
                     assert line.startswith("agentwatch_")
             assert {
-                "agentwatch_process_state", "agentwatch_process_restarts_total",
-                "agentwatch_process_lines_total", "agentwatch_process_output_bytes_total",
-                "agentwatch_process_cpu_percent", "agentwatch_process_rss_bytes",
-                "agentwatch_subscribers", "agentwatch_events_published_total",
-                "agentwatch_events_sent_total", "agentwatch_subscriber_catchups_total",
+                "agentwatch_process_state",
+                "agentwatch_process_restarts_total",
+                "agentwatch_process_lines_total",
+                "agentwatch_process_output_bytes_total",
+                "agentwatch_process_cpu_percent",
+                "agentwatch_process_rss_bytes",
+                "agentwatch_subscribers",
+                "agentwatch_events_published_total",
+                "agentwatch_events_sent_total",
+                "agentwatch_subscriber_catchups_total",
                 "agentwatch_journal_bytes",
             } <= names
             assert 'agentwatch_process_state{process="w.e-i_rd",state="starting"} 1' in text
@@ -552,3 +572,51 @@ async def test_port_in_use_is_config_error(tmp_path: Path) -> None:
             )
             with pytest.raises(ConfigError, match="in use"):
                 await serve(other)
+
+
+async def test_socketio_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``/socket.io/`` goes to ``agentwatch.server.socketio`` when it exists."""
+    import types
+
+    from trio_websocket import open_websocket_url
+
+    from agentwatch.server.http import HTTPConnection, Request
+    from agentwatch.server.websocket import ServerWebSocket
+
+    seen: list[tuple[str, bool, bytes]] = []
+
+    async def handle_http(
+        ctx: ServerContext, conn: HTTPConnection, request: Request, body: bytes
+    ) -> None:
+        seen.append((request.method, request.authenticated, body))
+        await conn.send_response(200, b"ok", content_type="text/plain")
+
+    async def handle_websocket(ctx: ServerContext, ws: ServerWebSocket, request: Request) -> None:
+        seen.append(("WS", request.authenticated, b""))
+        message = await ws.get_message()
+        await ws.send_frames([b"echo:" + str(message).encode()])
+
+    with trio.fail_after(10):
+        async with running_server(tmp_path) as ctx:
+            # no module (yet): 404, and no token needed to get that far
+            monkeypatch.setattr(app, "SOCKETIO_MODULE", "agentwatch.server.no_such_module")
+            resp = await request(ctx, "GET", "/socket.io/?EIO=4&transport=polling", auth=False)
+            assert resp.status == 404
+            fake = types.ModuleType("fake_socketio")
+            fake.handle_http = handle_http  # type: ignore[attr-defined]
+            fake.handle_websocket = handle_websocket  # type: ignore[attr-defined]
+            fake.accepts_websocket = lambda ctx, request: True  # type: ignore[attr-defined]
+            monkeypatch.setitem(sys.modules, "fake_socketio", fake)
+            monkeypatch.setattr(app, "SOCKETIO_MODULE", "fake_socketio")
+            resp = await request(
+                ctx, "POST", "/socket.io/?EIO=4&transport=polling", body=b"40", auth=False
+            )
+            assert (resp.status, resp.body) == (200, b"ok")
+            assert (await request(ctx, "GET", "/socket.io/?EIO=4")).status == 200
+            url = f"ws://127.0.0.1:{port_of(ctx)}/socket.io/?EIO=4&transport=websocket"
+            async with open_websocket_url(url) as ws:
+                await ws.send_message("2probe")
+                assert await ws.get_message() == "echo:2probe"
+            evil = [("origin", "http://evil.example")]
+            assert (await request(ctx, "GET", "/socket.io/?EIO=4", headers=evil)).status == 403
+    assert seen == [("POST", False, b"40"), ("GET", True, b""), ("WS", False, b"")]

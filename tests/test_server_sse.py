@@ -6,10 +6,6 @@ import json
 from pathlib import Path
 
 import trio
-
-from agentwatch.config import AgentSpec
-from agentwatch.proto.sse import SSEMessage
-from agentwatch.server.context import ServerContext
 from test_server_support import (
     SSEReader,
     request,
@@ -17,6 +13,10 @@ from test_server_support import (
     short_limits,
     wait_for,
 )
+
+from agentwatch.config import AgentSpec
+from agentwatch.proto.sse import SSEMessage
+from agentwatch.server.context import ServerContext
 
 
 def add(ctx: ServerContext, pid: str) -> None:
@@ -57,7 +57,10 @@ async def test_process_stream_framing(tmp_path: Path) -> None:
             ctx.hub.publish_output("a", "stderr", ["err"])  # 5
             msgs = await take(reader, 4)
             assert [(m.event, m.id) for m in msgs] == [
-                ("log", "2"), ("log", "3"), ("x-note", "4"), ("log", "5")
+                ("log", "2"),
+                ("log", "3"),
+                ("x-note", "4"),
+                ("log", "5"),
             ]
             assert [json.loads(m.data)["seq"] for m in msgs] == [2, 3, 4, 5]
             assert json.loads(msgs[1].data)["output"] == "two"
@@ -80,7 +83,9 @@ async def test_firehose_filters_and_names(tmp_path: Path) -> None:
             ctx.hub.publish_output("b", "stderr", ["b1"])  # 5
             msgs = await take(reader, 3)
             assert [(m.event, m.id) for m in msgs] == [
-                ("process-output", "1"), ("x-one", "3"), ("process-output", "5")
+                ("process-output", "1"),
+                ("x-one", "3"),
+                ("process-output", "5"),
             ]
             await reader.aclose()
 

@@ -107,8 +107,9 @@ class HTTPClient:
         """Open a connection to the server (or its URL)."""
         return cls(await trio.open_tcp_stream("127.0.0.1", port_of(target)))
 
-    async def send(self, method: str, path: str, headers: list[tuple[str, str]],
-                   body: bytes) -> None:
+    async def send(
+        self, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
         """Send one request."""
         hdrs = list(headers)
         if not any(k.lower() == "host" for k, _ in hdrs):
@@ -138,8 +139,15 @@ class HTTPClient:
                 headers = {k.decode(): v.decode() for k, v in event.headers}
                 return event.status_code, headers
 
-    async def request(self, method: str, path: str, *, headers: list[tuple[str, str]] | None = None,
-                      body: bytes = b"", auth: bool = True) -> Response:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        auth: bool = True,
+    ) -> Response:
         """Send a request and read its whole response."""
         if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
             self.conn.start_next_cycle()
@@ -158,9 +166,7 @@ class HTTPClient:
         await self.stream.aclose()
 
 
-async def request(
-    target: ServerContext | str, method: str, path: str, **kwargs: Any
-) -> Response:
+async def request(target: ServerContext | str, method: str, path: str, **kwargs: Any) -> Response:
     """One request on a fresh connection."""
     client = await HTTPClient.connect(target)
     try:
@@ -191,8 +197,9 @@ class SSEReader:
         self.ended = False
 
     @classmethod
-    async def open(cls, ctx: ServerContext, path: str,
-                   headers: list[tuple[str, str]] | None = None) -> tuple[SSEReader, int, dict[str, str]]:
+    async def open(
+        cls, ctx: ServerContext, path: str, headers: list[tuple[str, str]] | None = None
+    ) -> tuple[SSEReader, int, dict[str, str]]:
         """Start a stream; return the reader, status and headers."""
         client = await HTTPClient.connect(ctx)
         await client.send("GET", path, [*AUTH, *(headers or [])], b"")
@@ -233,15 +240,21 @@ def masked_frame(payload: bytes, opcode: int = 1) -> bytes:
 def upgrade_request(path: str, headers: list[tuple[str, str]] | None = None) -> bytes:
     """A raw WebSocket upgrade request."""
     key = base64.b64encode(os.urandom(16)).decode()
-    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket",
-             "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13",
-             *(f"{k}: {v}" for k, v in headers or [])]
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{k}: {v}" for k, v in headers or []),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 async def wait_for(predicate: Callable[[], bool], poll: float = 0.01) -> None:
     """Poll ``predicate`` until true (callers bound it with ``fail_after``)."""
-    while not predicate():
+    while not predicate():  # noqa: ASYNC110 - the suite polls conditions under fail_after
         await trio.sleep(poll)
 
 

@@ -8,12 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 import trio
+import trio.lowlevel
 import trio_websocket
-from trio_websocket import ConnectionClosed, open_websocket_url
-
-from agentwatch.events import SYSTEM_ALERT
-from agentwatch.hub import Filter
-from agentwatch.server.context import ServerContext
 from test_server_support import (
     TOKEN,
     FrameReader,
@@ -28,6 +24,11 @@ from test_server_support import (
     wait_for,
     ws_url,
 )
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+from agentwatch.events import SYSTEM_ALERT
+from agentwatch.hub import Filter
+from agentwatch.server.context import ServerContext
 
 decode = msgspec.json.decode
 
@@ -42,6 +43,18 @@ async def send_json(ws: trio_websocket.WebSocketConnection, obj: Any) -> None:
     await ws.send_message(msgspec.json.encode(obj).decode())
 
 
+async def send_and_receive(ws: trio_websocket.WebSocketConnection, message: str) -> None:
+    """Send a message and wait for an answer (the connection may close first)."""
+    await ws.send_message(message)
+    await ws.get_message()
+
+
+async def receive_forever(ws: trio_websocket.WebSocketConnection, seqs: list[int]) -> None:
+    """Append the seq of every event until the connection closes."""
+    while True:
+        seqs.append((await get_json(ws))["seq"])
+
+
 async def collect_events(
     ws: trio_websocket.WebSocketConnection, until_seq: int, batch: bool
 ) -> list[dict[str, Any]]:
@@ -54,7 +67,8 @@ async def collect_events(
             assert 1 <= len(msg) <= 256
             events += msg
         else:
-            assert isinstance(msg, dict) and "seq" in msg, msg
+            assert isinstance(msg, dict), msg
+            assert "seq" in msg, msg
             events.append(msg)
     return events
 
@@ -86,8 +100,8 @@ async def test_frame_over_1mib_closes_1009(tmp_path: Path) -> None:
         async with running_server(tmp_path) as ctx:
             async with open_websocket_url(ws_url(ctx), max_message_size=4 << 20) as ws:
                 with pytest.raises(ConnectionClosed) as info:
-                    await ws.send_message("x" * (2 * 1024 * 1024))
-                    await ws.get_message()
+                    await send_and_receive(ws, "x" * (2 * 1024 * 1024))
+                assert info.value.reason is not None
                 assert info.value.reason.code == 1009
                 # trio-websocket 0.12 skips closing its socket when the peer closed
                 # with an error first; close it ourselves (else a ResourceWarning)
@@ -121,7 +135,7 @@ async def publisher(ctx: ServerContext, total: int, pids: tuple[str, ...] = ("a"
         ctx.hub.publish_output(pid, "stdout", ["\n".join(f"line {n + k}" for k in range(size))])
         n += size
         i += 1
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
 
 
 @pytest.mark.parametrize("batch", [False, True])
@@ -180,6 +194,7 @@ async def test_batch_frames_stay_under_1mib(tmp_path: Path) -> None:
                 seqs: list[int] = []
                 while len(seqs) < 1040:
                     raw = await ws.get_message()
+                    assert isinstance(raw, str)
                     assert len(raw.encode()) < 1024 * 1024
                     frame = decode(raw)
                     assert 1 <= len(frame) <= 256
@@ -191,8 +206,7 @@ async def test_several_subscriptions_and_unsubscribe(tmp_path: Path) -> None:
     with trio.fail_after(10):
         async with running_server(tmp_path) as ctx, open_websocket_url(ws_url(ctx)) as ws:
             await send_json(ws, {"op": "subscribe", "processId": "a"})
-            await send_json(ws, {"op": "subscribe", "processId": "later",
-                                 "types": ["x-hello"]})
+            await send_json(ws, {"op": "subscribe", "processId": "later", "types": ["x-hello"]})
             replies = [await get_json(ws), await get_json(ws)]
             assert [r["processId"] for r in replies] == ["a", "later"]
             clients = (await request(ctx, "GET", "/api/clients")).json()
@@ -283,11 +297,11 @@ async def test_run_end_closes_after_everything(tmp_path: Path) -> None:
             for i in range(10):
                 ctx.hub.publish("x-n", None, {"i": i})
             ctx.hub.close()
-            seqs = []
+            seqs: list[int] = []
             with pytest.raises(ConnectionClosed) as info:
-                while True:
-                    seqs.append((await get_json(ws))["seq"])
+                await receive_forever(ws, seqs)
             assert seqs == list(range(1, 11))
+            assert info.value.reason is not None
             assert info.value.reason.code == 1000
             assert info.value.reason.reason == "run finished"
             await ws._stream.aclose()  # trio-websocket leaks it when the server closes first
@@ -330,7 +344,7 @@ async def test_stalled_subscriber_is_dropped_and_never_blocks(tmp_path: Path, st
                 start = trio.current_time()
                 for _ in range(400):  # 26 MB: far more than the socket buffers hold
                     ctx.hub.publish_output("a", "stdout", [chunk])
-                    await trio.sleep(0)
+                    await trio.lowlevel.checkpoint()
                 publish_time = trio.current_time() - start
                 got: list[dict[str, Any]] = []
                 while not got or got[-1]["type"] != SYSTEM_ALERT:  # the healthy one gets all
@@ -347,6 +361,8 @@ async def test_stalled_subscriber_is_dropped_and_never_blocks(tmp_path: Path, st
                 assert [a["code"] for a in alerts] == ["slow-subscriber"]
                 assert stalled_id in alerts[0]["message"]
             await stalled.aclose()
-    print(f"\npublish 26 MB: {publish_time:.2f} s; stalled subscriber dropped after "
-          f"{dropped_after:.2f} s (client_timeout 1 s)")
+    print(
+        f"\npublish 26 MB: {publish_time:.2f} s; stalled subscriber dropped after "
+        f"{dropped_after:.2f} s (client_timeout 1 s)"
+    )
     assert 1.0 <= dropped_after < 10.0

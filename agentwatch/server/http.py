@@ -263,8 +263,11 @@ class HTTPConnection:
             raise ProtocolError(f"unsupported HTTP version {version}", code="bad-request")
         head_size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
         if head_size > limits.max_header_bytes:  # h11 only bounds heads still incomplete
-            raise ProtocolError(f"request head over {limits.max_header_bytes} bytes",
-                                status=431, code="headers-too-large")
+            raise ProtocolError(
+                f"request head over {limits.max_header_bytes} bytes",
+                status=431,
+                code="headers-too-large",
+            )
         request = parse_request(event, self.remote)
         deadline = trio.current_time() + limits.request_timeout
         length = request.headers.get("content-length", "0")

@@ -12,6 +12,7 @@ filter. Events leave as encoded, several per write, framed as
 from __future__ import annotations
 
 import msgspec
+import trio
 
 from agentwatch.errors import ProtocolError
 from agentwatch.events import PROCESS_OUTPUT, EventBatch, gap_message
@@ -19,6 +20,8 @@ from agentwatch.proto.sse import encode_comment, encode_event, encode_retry
 from agentwatch.server.context import ServerContext
 from agentwatch.server.follow import follow, make_filter, open_subscriber
 from agentwatch.server.http import HTTPConnection, Request
+from agentwatch.server.limits import RECEIVE_BYTES
+from agentwatch.server.netstream import ConnStream
 
 RETRY_MS = 1000  # SPEC 4.2: the reconnection delay a client is told
 KEEPALIVE = encode_comment("keepalive")
@@ -104,15 +107,28 @@ async def _serve(
             head += encode_event(hello, event="connected")
         await conn.send_data(head)
         sink = SSESink(conn, log_name=process_id is not None)
-        await follow(
-            ctx.hub,
-            sub,
-            sink,
-            progress=subscriber.progress,
-            idle_interval=ctx.limits.sse_keepalive,
-            on_idle=sink.keepalive,
-        )
-        await conn.end_stream()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_when_peer_closes, conn.stream, nursery.cancel_scope)
+            await follow(
+                ctx.hub,
+                sub,
+                sink,
+                progress=subscriber.progress,
+                idle_interval=ctx.limits.sse_keepalive,
+                on_idle=sink.keepalive,
+            )
+            await conn.end_stream()
+            nursery.cancel_scope.cancel()
+
+
+async def _cancel_when_peer_closes(stream: ConnStream, scope: trio.CancelScope) -> None:
+    """Notice a client that went away at once, not at the next keep-alive."""
+    try:
+        while await stream.receive_some(RECEIVE_BYTES):
+            pass  # a streaming client has nothing more to say
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    scope.cancel()
 
 
 async def process_stream(
