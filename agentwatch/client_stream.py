@@ -11,6 +11,7 @@ comes from its journal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import urllib.parse
@@ -127,7 +128,8 @@ async def _deliver(
                 if exc.exit_code != EXIT_RETRY:
                     raise
                 if _run_over(server):
-                    await _replay(server, sub, transport, put, exc)
+                    with contextlib.suppress(_ConsumerGone):
+                        await _replay(server, sub, transport, put, exc)
                     return
                 now = trio.current_time()
                 if attempt.connected or failing_since is None:
@@ -239,8 +241,9 @@ async def _replay(
             event = json.loads(line)
         except ValueError:
             continue
-        key = keys[0] if len(keys) == 1 else _key_for(event, keys)
-        if isinstance(event, dict) and sub.matches(event) and sub.accept(key, event):
+        if not isinstance(event, dict) or not sub.matches(event):
+            continue
+        if sub.accept(_key_for(event, keys), event):
             batch.append(event)
         if len(batch) >= REPLAY_BATCH_EVENTS:
             await put(batch)

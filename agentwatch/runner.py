@@ -30,6 +30,7 @@ from agentwatch.paths import Discovery, new_run_id, runs_dir, write_discovery
 from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor
 
 DEFAULT_LINGER_MAX_S = 2.0  # SPEC 6: wait for connected subscribers at most this long
+CLOSE_GRACE_S = 0.5  # then at most this long for caught-up subscribers to close
 
 
 class Echo:
@@ -150,6 +151,11 @@ async def _linger(hub: Hub, linger: float | None, interrupt: trio.CancelScope) -
     with trio.move_on_after(DEFAULT_LINGER_MAX_S):
         while any(c.cursor < hub.last_seq for c in hub.clients.values()):  # noqa: ASYNC110
             await trio.sleep(0.02)
+        # Subscribers that have everything close by themselves (a /ws close 1000, the end of
+        # an SSE stream): cancelling the server at once could cut that close short.
+        with trio.move_on_after(CLOSE_GRACE_S):
+            while hub.clients:  # noqa: ASYNC110
+                await trio.sleep(0.02)
 
 
 def _open_journal(opts: SessionOptions, run_id: str) -> Journal | None:

@@ -5,12 +5,9 @@ after the connection breaks (no gap, no duplicate)."""
 from __future__ import annotations
 
 import json
-import queue
 import re
 import signal
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from conftest import CLI, wait_for
 from test_cli_support import (
     TOKEN,
     Live,
+    Reader,
     agent_env,
     client,
     json_lines,
@@ -45,47 +43,6 @@ if code < 0:
     os.kill(os.getpid(), -code)
 sys.exit(code)
 """
-
-
-class Reader:
-    """A subscriber subprocess whose stdout lines are read by a thread."""
-
-    def __init__(self, cli: CLI, *args: str) -> None:
-        self.proc = cli.popen(*args, env=agent_env())
-        self.lines: queue.Queue[bytes] = queue.Queue()
-        self.got: list[bytes] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def wait_line(self, pattern: str, timeout: float = 30.0) -> bytes:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                pytest.fail(f"no line matching {pattern!r} within {timeout} s: {self.got[-5:]}")
-            self.got.append(line)
-            if re.search(pattern, line.decode()):
-                return line
-
-    def finish(self, timeout: float = 60.0) -> tuple[int, list[bytes], bytes]:
-        rc = self.proc.wait(timeout=timeout)
-        time.sleep(0)  # the reader thread drains what is left
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                self.got.append(self.lines.get(timeout=0.2))
-            except queue.Empty:
-                if self.proc.stdout is None or self.proc.stdout.closed:
-                    break
-                if self.lines.empty():
-                    break
-        err = self.proc.stderr.read() if self.proc.stderr else b""
-        return rc, self.got, err
 
 
 def run_gated(cli: CLI, tmp_path: Path, code: int = 0, n: int = 3, *opts: str) -> tuple[Live, Path]:
@@ -236,3 +193,14 @@ def test_broken_pipe_is_quiet(cli: CLI, tmp_path: Path) -> None:
     assert b"Broken pipe" not in head.stderr
     go.touch()
     assert live.finish() == 0
+
+
+def test_until_exit_with_a_type_filter(cli: CLI, tmp_path: Path) -> None:
+    live, go = run_gated(cli, tmp_path, 3, 2)
+    sub = Reader(cli, "subscribe", "--until-exit", "--json", "--type", "process-output")
+    sub.wait_line('"output":"ready"')
+    go.touch()
+    rc, lines, err = sub.finish()
+    assert rc == 3, err
+    assert {json.loads(line)["type"] for line in lines} == {"process-output"}
+    assert live.finish() == 3

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
+import re
 import socket
 import subprocess
 import sys
@@ -182,6 +184,47 @@ def wait_state(
         )
 
     return wait_for(check, timeout, 0.2, f"{name} {state}")  # type: ignore[no-any-return]
+
+
+class Reader:
+    """A subscriber subprocess whose stdout lines are read by a thread."""
+
+    def __init__(self, cli: CLI, *args: str) -> None:
+        self.proc = cli.popen(*args, env=agent_env())
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        self.got: list[bytes] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_line(self, pattern: str, timeout: float = 30.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                pytest.fail(f"no line matching {pattern!r} within {timeout} s: {self.got[-5:]}")
+            self.got.append(line)
+            if re.search(pattern, line.decode()):
+                return line
+
+    def finish(self, timeout: float = 60.0) -> tuple[int, list[bytes], bytes]:
+        rc = self.proc.wait(timeout=timeout)
+        time.sleep(0)  # the reader thread drains what is left
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                self.got.append(self.lines.get(timeout=0.2))
+            except queue.Empty:
+                if self.proc.stdout is None or self.proc.stdout.closed:
+                    break
+                if self.lines.empty():
+                    break
+        err = self.proc.stderr.read() if self.proc.stderr else b""
+        return rc, self.got, err
 
 
 def write(path: Path, text: str) -> Path:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import CLI, read_events
 from test_cli_support import (
+    Reader,
     agent_env,
     client,
     discoveries,
@@ -258,3 +259,36 @@ def test_up_usage_errors(cli: CLI, tmp_path: Path) -> None:
     one_error_line(cli.run("up", "-f", toml, "nobody"), 125, "no agent named 'nobody'")
     one_error_line(cli.run("up", "-f", toml, "--journal", "x", "--no-journal"), 125, "exclude")
     assert cli.runs() == []
+
+
+GATED = """
+import os, sys, time
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+raise SystemExit(int(sys.argv[2]))
+"""
+
+
+def test_subscribe_until_every_agent_ends(cli: CLI, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    table = "[agents.{0}]\ncommand = [{1}, '-u', '-c', {2}, {3}, '{4}']\n"
+    toml = write(
+        tmp_path / "t.toml",
+        "".join(
+            table.format(name, PY, json.dumps(GATED), json.dumps(str(go)), code)
+            for name, code in (("ok", 0), ("bad", 6), ("late", 0))
+        ).replace("[agents.late]", "[agents.late]\ndepends_on = ['bad']"),
+    )
+    live = start_up(cli, toml)
+    wait_ready(live, ["ok", "bad", "late"])
+    sub = Reader(cli, "subscribe", "--until-exit")
+    for name in ("ok", "bad", "late"):
+        sub.wait_line(rf"{name} +\| ready")
+    go.touch()
+    rc, lines, err = sub.finish()
+    assert rc == 6, err
+    assert b"".join(lines).decode().count("-- stopped") == 3
+    assert sub.returncode == 6, err
+    assert out.decode().count("-- stopped") == 3
+    assert live.finish() == 6

@@ -84,8 +84,9 @@ def test_install_completion_for_bash(cli: CLI, tmp_path: Path) -> None:
     home.mkdir()
     env = bash_env(home)
     # bash is the parent, as in a terminal: typer detects the shell from its parents
+    # ("; exit $?" keeps bash from exec-ing the command in its own place)
     res = subprocess.run(
-        ["bash", "-c", f"{sys.executable} -m agentwatch --install-completion"],
+        ["bash", "-c", f"{sys.executable} -m agentwatch --install-completion; exit $?"],
         env=env,
         capture_output=True,
         text=True,

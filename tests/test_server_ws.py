@@ -229,6 +229,22 @@ async def test_several_subscriptions_and_unsubscribe(tmp_path: Path) -> None:
             assert await get_json(ws) == {"type": "pong"}
 
 
+async def test_listed_as_client_only_while_subscribed(tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        async with running_server(tmp_path) as ctx, open_websocket_url(ws_url(ctx)) as ws:
+            await send_json(ws, {"op": "ping"})
+            assert await get_json(ws) == {"type": "pong"}
+            assert (await request(ctx, "GET", "/api/clients")).json() == []
+            await send_json(ws, {"op": "subscribe", "processId": "a"})
+            assert (await get_json(ws))["type"] == "subscribed"
+            listed = (await request(ctx, "GET", "/api/clients")).json()
+            assert [c["subscriptions"] for c in listed] == [["a"]]
+            assert listed[0]["queued"] == 0
+            await send_json(ws, {"op": "unsubscribe", "processId": "a"})
+            assert (await get_json(ws))["type"] == "unsubscribed"
+            assert (await request(ctx, "GET", "/api/clients")).json() == []
+
+
 async def test_gap_is_explicit(tmp_path: Path) -> None:
     with trio.fail_after(10):
         async with running_server(tmp_path, journal=False, history_events=20) as ctx:

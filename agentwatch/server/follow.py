@@ -162,7 +162,18 @@ class Subscriber:
             self._update()
 
     def _update(self) -> None:
+        """Listed in ``/api/clients`` while subscribed to something.
+
+        A connection without a subscription is no subscriber: it has nothing
+        queued, and ``--linger`` must not wait for it.
+        """
         self.client.subscriptions = list(self.subscriptions)
+        hub = self.ctx.hub
+        if not self.subscriptions:
+            hub.unregister(self.client)
+            return
+        if self.client.client_id not in hub.clients:
+            hub.register(self.client)
         self.progress(0)
 
     @property
@@ -202,7 +213,7 @@ async def open_subscriber(
     stream: ConnStream | None = None,
     user_id: str | None = None,
 ) -> AsyncIterator[Subscriber]:
-    """Register a client for the duration of the block.
+    """A client, registered (``/api/clients``) while it has a subscription.
 
     On exit it is unregistered; if ``stream`` stalled (the peer read nothing
     for ``--client-timeout``), the ``slow-subscriber`` alert is published.
@@ -210,12 +221,11 @@ async def open_subscriber(
     client = Client(ctx.new_client_id(transport), transport, remote, user_id=user_id)
     client.cursor = ctx.hub.last_seq
     subscriber = Subscriber(ctx, client)
-    ctx.hub.register(client)
     try:
         yield subscriber
     finally:
         ctx.hub.unregister(client)
-        if stream is not None and stream.stalled:
+        if stream is not None and stream.stalled and subscriber.subscriptions:
             subscriber.report_stalled()
 
 

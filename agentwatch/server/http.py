@@ -3,12 +3,14 @@
 This is the interface every route handler uses, including the Socket.IO
 module (``agentwatch/server/socketio.py``), which the router calls as::
 
+    def accepts_websocket(ctx: ServerContext, request: Request) -> bool
     async def handle_http(ctx: ServerContext, conn: HTTPConnection,
                           request: Request, body: bytes) -> None
     async def handle_websocket(ctx: ServerContext, ws: ServerWebSocket,
                                request: Request) -> None
-    def accepts_websocket(ctx: ServerContext, request: Request) -> bool
-        # False: the upgrade is refused through handle_http (HTTP 400, no 101)
+
+(an upgrade that ``accepts_websocket`` refuses goes to ``handle_http``;
+``ServerWebSocket`` is in `agentwatch.server.websocket`).
 
 A handler gets a parsed `Request` (the whole body already read, at most
 ``Limits.max_body_bytes``) and answers through its `HTTPConnection`, once:
@@ -269,31 +271,33 @@ class HTTPConnection:
                 code="headers-too-large",
             )
         request = parse_request(event, self.remote)
-        deadline = trio.current_time() + limits.request_timeout
+        body = await self._read_body(request)
+        if body is None:
+            return None
+        request.body = body
+        return request
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The whole body (413 past the limit); None if the peer hung up."""
+        limit = self.limits.max_body_bytes
+        too_large = ProtocolError(f"request body over {limit} bytes", status=413, code="too-large")
         length = request.headers.get("content-length", "0")
-        if length.isdigit() and int(length) > limits.max_body_bytes:
-            raise ProtocolError(
-                f"request body over {limits.max_body_bytes} bytes", status=413, code="too-large"
-            )
+        if length.isdigit() and int(length) > limit:
+            raise too_large
         if self._h11.they_are_waiting_for_100_continue:
             await self._send(h11.InformationalResponse(status_code=100, headers=[]))
+        deadline = trio.current_time() + self.limits.request_timeout
         body = bytearray()
         while True:
             event = await self._next_event(deadline, False)
             if isinstance(event, h11.EndOfMessage):
-                break
+                return bytes(body)
+            if isinstance(event, h11.ConnectionClosed):
+                return None
             if isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > limits.max_body_bytes:
-                    raise ProtocolError(
-                        f"request body over {limits.max_body_bytes} bytes",
-                        status=413,
-                        code="too-large",
-                    )
-            elif isinstance(event, h11.ConnectionClosed):
-                return None
-        request.body = bytes(body)
-        return request
+                if len(body) > limit:
+                    raise too_large
 
     def next_cycle(self) -> bool:
         """Prepare for the next request; False when the connection must close."""
