@@ -289,6 +289,4 @@ def test_subscribe_until_every_agent_ends(cli: CLI, tmp_path: Path) -> None:
     rc, lines, err = sub.finish()
     assert rc == 6, err
     assert b"".join(lines).decode().count("-- stopped") == 3
-    assert sub.returncode == 6, err
-    assert out.decode().count("-- stopped") == 3
     assert live.finish() == 6
