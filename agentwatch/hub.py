@@ -42,10 +42,10 @@ from agentwatch.events import (
 from agentwatch.journal import Journal, read_journal
 from agentwatch.proto.lines import Segment
 
-HISTORY_MAX_EVENTS = 200_000  # in-memory tail of the journal, in events
+HISTORY_MAX_EVENTS = 1_000_000  # in-memory tail of the journal, in events
 HISTORY_MAX_BYTES = 64 * 1024 * 1024  # ... and in encoded bytes
 LIVE_QUEUE_EVENTS = 10_000  # a subscriber further behind than this is catching up
-READ_MAX_EVENTS = 1024  # events handed to a transport per read
+READ_MAX_EVENTS = 4096  # events handed to a transport per read
 READ_MAX_BYTES = 1024 * 1024  # bytes handed to a transport per read (< 1 MiB frames)
 JOURNAL_BACKLOG_BYTES = 8 * 1024 * 1024  # unwritten journal bytes before producers wait
 
@@ -240,7 +240,8 @@ class Hub:
                     # (bounded by JOURNAL_BACKLOG_BYTES, so this cannot hang long).
                     with trio.CancelScope(shield=True):
                         await trio.to_thread.run_sync(journal.writev, chunks)
-                    journal.record(offset, nbytes, first, last)
+                    journal.record_parts(offset, [(b.first_seq, b.nbytes) for b in batches],
+                                         last)
             except JournalError as exc:
                 self._journal_failed(str(exc))
             self.backlog_bytes -= nbytes
@@ -292,7 +293,10 @@ class Hub:
         if cursor + 1 < mem_first:
             journal = self.journal
             if journal is not None and journal.covers(cursor + 1):
-                lines = journal.read_after(cursor, max_bytes)[:max_events]
+                try:
+                    lines = journal.read_after(cursor, max_bytes, max_events)
+                except (JournalError, OSError):
+                    lines = []  # unreadable: the events are gone, say so with a gap
                 if lines:
                     return self._from_lines(lines, flt)
             return Read([], mem_first - 1, gap=(cursor + 1, mem_first - 1))
@@ -322,21 +326,29 @@ class Hub:
         return Read(out, cursor)
 
     def _from_lines(self, lines: list[bytes], flt: Filter) -> Read:
+        """Batches of consecutive journal lines that share type, process and stream."""
         out: list[EventBatch] = []
         cursor = 0
+        group: list[bytes] = []
+        key: tuple[str, str | None, str | None] | None = None
+        first = 0
+
+        def flush() -> None:
+            if key is not None and group:
+                out.append(EventBatch(first, len(group), key[0], key[1], key[2],
+                                      b"\n".join(group) + b"\n"))
+
         for line in lines:
             meta = decode_meta(line)
             cursor = meta.seq
             if not flt.matches(meta.type, meta.processId, meta.stream):
                 continue
-            last = out[-1] if out else None
-            if (last is not None and last.type == meta.type and last.process_id == meta.processId
-                    and last.stream == meta.stream and last.last_seq + 1 == meta.seq):
-                last.count += 1
-                last.data += line + b"\n"
-            else:
-                out.append(EventBatch(meta.seq, 1, meta.type, meta.processId, meta.stream,
-                                      line + b"\n"))
+            this = (meta.type, meta.processId, meta.stream)
+            if this != key or first + len(group) != meta.seq:
+                flush()
+                key, first, group = this, meta.seq, []
+            group.append(line)
+        flush()
         return Read(out, cursor)
 
     def tail_cursor(self, flt: Filter, n: int) -> int:

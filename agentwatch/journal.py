@@ -32,6 +32,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = -1
+        self._rfd = -1
         self._size = 0
         self._index_seqs: list[int] = []
         self._index_offsets: list[int] = []
@@ -85,20 +86,31 @@ class Journal:
 
     def record(self, offset: int, nbytes: int, first_seq: int, last_seq: int) -> None:
         """Account for a completed write of events ``first_seq..last_seq``."""
-        self._size = offset + nbytes
-        if offset - self._last_indexed >= INDEX_STRIDE_BYTES:
-            self._index_seqs.append(first_seq)
-            self._index_offsets.append(offset)
-            self._last_indexed = offset
-        if not self.first_seq:
-            self.first_seq = first_seq
+        self.record_parts(offset, [(first_seq, nbytes)], last_seq)
+
+    def record_parts(self, offset: int, parts: list[tuple[int, int]], last_seq: int) -> None:
+        """Account for one write made of parts ``(first_seq, nbytes)``, in order.
+
+        An index entry goes in at least every `INDEX_STRIDE_BYTES` at a part
+        boundary, so a replay never scans far before the seq it wants.
+        """
+        for first_seq, nbytes in parts:
+            if offset - self._last_indexed >= INDEX_STRIDE_BYTES:
+                self._index_seqs.append(first_seq)
+                self._index_offsets.append(offset)
+                self._last_indexed = offset
+            if not self.first_seq:
+                self.first_seq = first_seq
+            offset += nbytes
+        self._size = offset
         self.last_seq = last_seq
 
     def covers(self, seq: int) -> bool:
         """Whether event ``seq`` can be read back from this journal."""
         return bool(self._index_seqs) and self.first_seq <= seq <= self.last_seq
 
-    def read_after(self, seq: int, max_bytes: int = READ_CHUNK_BYTES) -> list[bytes]:
+    def read_after(self, seq: int, max_bytes: int = READ_CHUNK_BYTES,
+                   max_events: int = 1 << 30) -> list[bytes]:
         """Encoded events with seq > ``seq`` (about ``max_bytes`` of them)."""
         if not self._index_seqs:
             return []
@@ -107,27 +119,41 @@ class Journal:
         out: list[bytes] = []
         taken = 0
         tail = b""
-        with open(self.path, "rb") as f:
-            while offset < self._size and taken < max_bytes:
-                block = tail + os.pread(f.fileno(), READ_CHUNK_BYTES, offset)
-                if len(block) == len(tail):
+        started = False  # lines are in seq order: once past ``seq``, take them all
+        fd = self._reader()
+        while offset < self._size and taken < max_bytes and len(out) < max_events:
+            block = tail + os.pread(fd, READ_CHUNK_BYTES, offset)
+            if len(block) == len(tail):
+                break
+            offset += len(block) - len(tail)
+            lines = block.split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                if not started:
+                    if not line or seq_of_line(line) <= seq:
+                        continue
+                    started = True
+                out.append(line)
+                taken += len(line)
+                if taken >= max_bytes or len(out) >= max_events:
                     break
-                offset += len(block) - len(tail)
-                lines = block.split(b"\n")
-                tail = lines.pop()
-                for line in lines:
-                    if line and seq_of_line(line) > seq:
-                        out.append(line)
-                        taken += len(line)
-                        if taken >= max_bytes:
-                            break
         return out
+
+    def _reader(self) -> int:
+        """A read-only descriptor for replay, opened once."""
+        if self._rfd < 0:
+            try:
+                self._rfd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise JournalError(f"cannot read journal {self.path}: {exc.strerror}") from exc
+        return self._rfd
 
     def close(self) -> None:
         """Close the file."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        for fd in (self._fd, self._rfd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._rfd = -1
 
 
 def read_journal(path: Path) -> Iterator[bytes]:

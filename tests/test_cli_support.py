@@ -193,7 +193,8 @@ class Reader:
         self.proc = cli.popen(*args, env=agent_env())
         self.lines: queue.Queue[bytes] = queue.Queue()
         self.got: list[bytes] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -211,18 +212,21 @@ class Reader:
             if re.search(pattern, line.decode()):
                 return line
 
+    def wait_lines(self, patterns: list[str], timeout: float = 30.0) -> None:
+        """Read until each pattern has matched a line (in any order)."""
+        todo = [p for p in patterns if not any(re.search(p, x.decode()) for x in self.got)]
+        deadline = time.monotonic() + timeout
+        while todo:
+            either = "|".join(f"(?:{p})" for p in todo)
+            line = self.wait_line(either, max(deadline - time.monotonic(), 0.1)).decode()
+            todo = [p for p in todo if not re.search(p, line)]
+
     def finish(self, timeout: float = 60.0) -> tuple[int, list[bytes], bytes]:
+        """Wait for the exit; the status, every line it printed, and its stderr."""
         rc = self.proc.wait(timeout=timeout)
-        time.sleep(0)  # the reader thread drains what is left
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                self.got.append(self.lines.get(timeout=0.2))
-            except queue.Empty:
-                if self.proc.stdout is None or self.proc.stdout.closed:
-                    break
-                if self.lines.empty():
-                    break
+        self.thread.join(timeout=30)  # EOF: every line is in the queue
+        while not self.lines.empty():
+            self.got.append(self.lines.get_nowait())
         err = self.proc.stderr.read() if self.proc.stderr else b""
         return rc, self.got, err
 

@@ -283,8 +283,7 @@ def test_subscribe_until_every_agent_ends(cli: CLI, tmp_path: Path) -> None:
     live = start_up(cli, toml)
     wait_ready(live, ["ok", "bad", "late"])
     sub = Reader(cli, "subscribe", "--until-exit")
-    for name in ("ok", "bad", "late"):
-        sub.wait_line(rf"{name} +\| ready")
+    sub.wait_lines([rf"{name} +\| ready" for name in ("ok", "bad", "late")])
     go.touch()
     rc, lines, err = sub.finish()
     assert rc == 6, err

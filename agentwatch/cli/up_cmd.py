@@ -33,7 +33,9 @@ def up(
     ctx: typer.Context,
     names: Annotated[
         list[str] | None,
-        typer.Argument(help="Agents to start (and what they depend on); default all."),
+        typer.Argument(
+            metavar="NAME", help="Agents to start (and what they depend on); default all."
+        ),
     ] = None,
     file: Annotated[Path, typer.Option("--file", "-f", help="The agents file.")] = DEFAULT_FILE,
     host: options.Host = "127.0.0.1",
@@ -59,10 +61,10 @@ def up(
 ) -> int:
     """Run several agents from a TOML file, one server for all.
 
-    Each [agents.NAME] table takes the per-agent options of `run` (command,
+    Each \\[agents.NAME] table takes the per-agent options of `run` (command,
     cwd, env, restart, max_restarts, backoff, timeout, grace, idle_alert,
     max_memory, kill_on_memory, stats_interval, max_line_bytes, tty) and
-    depends_on; [server] takes host, port, token, cors_origins, journal.
+    depends_on; \\[server] takes host, port, token, cors_origins, journal.
     A flag (or its AGENTWATCH_* variable) wins over the file. Exits 0 when
     every agent exits 0, else with the status of the first that failed.
     """

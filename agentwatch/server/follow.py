@@ -232,8 +232,14 @@ async def open_subscriber(
 def _fit(batch: EventBatch, max_events: int, max_bytes: int) -> tuple[int, int]:
     """How many leading events of ``batch`` fit, and their byte length."""
     data = batch.data
+    k = min(max_events, batch.count)
+    if k <= 0:
+        return 0, 0
+    end = len(data) - len(data.split(b"\n", k)[-1])  # one C-level split, not k finds
+    if end <= max_bytes:
+        return k, end
     n = end = 0
-    while n < max_events and n < batch.count:
+    while n < k:
         nxt = data.index(b"\n", end) + 1
         if nxt > max_bytes:
             break

@@ -4,7 +4,9 @@
 
 - **serialized sends**: one `trio.StrictFIFOLock` around every `send_all`,
   so an HTTP response, SSE events, WebSocket frames written directly and
-  trio-websocket's own control frames never interleave;
+  trio-websocket's own control frames never interleave; a send cut short
+  (cancelled at shutdown, or failed) marks the stream torn, and every later
+  send fails, so a close frame can never follow half a data frame;
 - **a stall deadline**: every chunk of `SEND_CHUNK_BYTES` must leave within
   ``send_timeout`` (the server's ``--client-timeout``). A peer that reads
   nothing for that long makes `send_all` raise `Stalled` (a
@@ -33,6 +35,7 @@ class ConnStream(trio.abc.Stream):
         self.inner = inner
         self.send_timeout = send_timeout
         self.stalled = False
+        self.torn = False  # a send was interrupted mid-message: nothing more may follow
         self.bytes_sent = 0
         self._prefix = b""
         self._lock = trio.StrictFIFOLock()
@@ -46,7 +49,10 @@ class ConnStream(trio.abc.Stream):
         async with self._lock:
             if self.stalled:
                 raise Stalled("connection already stalled")
+            if self.torn:
+                raise trio.BrokenResourceError("an earlier send was cut short")
             view = memoryview(data)
+            self.torn = True  # until the whole message is out: a cut one poisons the stream
             for start in range(0, len(view), SEND_CHUNK_BYTES):
                 chunk = view[start : start + SEND_CHUNK_BYTES]
                 with trio.move_on_after(self.send_timeout) as scope:
@@ -55,6 +61,7 @@ class ConnStream(trio.abc.Stream):
                     self.stalled = True
                     raise Stalled(f"peer read nothing for {self.send_timeout:g} s")
                 self.bytes_sent += len(chunk)
+            self.torn = False
 
     async def wait_send_all_might_not_block(self) -> None:
         """Delegate to the socket."""
