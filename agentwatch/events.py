@@ -181,8 +181,9 @@ class EventBatch:
         if skip >= self.count:
             return EventBatch(self.last_seq + 1, 0, self.type, self.process_id, self.stream, b"")
         parts = self.data.split(b"\n", skip)
-        return EventBatch(seq + 1, self.count - skip, self.type, self.process_id, self.stream,
-                          parts[-1])
+        return EventBatch(
+            seq + 1, self.count - skip, self.type, self.process_id, self.stream, parts[-1]
+        )
 
     def head(self, n: int) -> EventBatch:
         """The first ``n`` events of this batch."""
@@ -191,8 +192,9 @@ class EventBatch:
         cut = 0
         for _ in range(n):
             cut = self.data.index(b"\n", cut) + 1
-        return EventBatch(self.first_seq, n, self.type, self.process_id, self.stream,
-                          self.data[:cut])
+        return EventBatch(
+            self.first_seq, n, self.type, self.process_id, self.stream, self.data[:cut]
+        )
 
     def json_array(self) -> bytes:
         """The events as one JSON array (for batched WebSocket frames)."""
@@ -210,8 +212,9 @@ def gap_message(from_seq: int, to_seq: int) -> bytes:
     return b'{"type":"gap","fromSeq":%d,"toSeq":%d}' % (from_seq, to_seq)
 
 
-def single(seq: int, type_: str, process_id: str | None, line: bytes,
-           stream: str | None = None) -> EventBatch:
+def single(
+    seq: int, type_: str, process_id: str | None, line: bytes, stream: str | None = None
+) -> EventBatch:
     """A batch of one already-encoded event line (ending in ``\\n``)."""
     return EventBatch(seq, 1, type_, process_id, stream, line)
 

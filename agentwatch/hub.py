@@ -64,8 +64,7 @@ class Filter:
             return False
         if self.process_ids is not None and process_id not in self.process_ids:
             return False
-        return not (self.stream is not None and type_ == PROCESS_OUTPUT
-                    and stream != self.stream)
+        return not (self.stream is not None and type_ == PROCESS_OUTPUT and stream != self.stream)
 
     def matches_batch(self, b: EventBatch) -> bool:
         """Whether the events of a batch pass."""
@@ -201,16 +200,18 @@ class Hub:
         self._journal_alerted = True
         if self._on_journal_error is not None:
             self._on_journal_error(message)
-        self.publish(SYSTEM_ALERT, None,
-                     {"level": "error", "message": message, "code": "journal-error"})
+        self.publish(
+            SYSTEM_ALERT, None, {"level": "error", "message": message, "code": "journal-error"}
+        )
 
     async def wait_journal(self) -> None:
         """Wait while the journal writer is too far behind (producer backpressure)."""
         while self.backlog_bytes > JOURNAL_BACKLOG_BYTES and self._writer_running:
             await self._drained.wait()
 
-    async def serve_journal(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                            ) -> None:
+    async def serve_journal(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Write queued batches to the journal from a worker thread until cancelled."""
         journal = self.journal
         self._writer_running = journal is not None
@@ -232,7 +233,7 @@ class Hub:
             self._queued = trio.Event()
             chunks = [b.data for b in batches]
             nbytes = sum(map(len, chunks))
-            first, last = batches[0].first_seq, batches[-1].last_seq
+            last = batches[-1].last_seq
             offset = journal.size
             try:
                 if journal.failed is None:
@@ -240,8 +241,7 @@ class Hub:
                     # (bounded by JOURNAL_BACKLOG_BYTES, so this cannot hang long).
                     with trio.CancelScope(shield=True):
                         await trio.to_thread.run_sync(journal.writev, chunks)
-                    journal.record_parts(offset, [(b.first_seq, b.nbytes) for b in batches],
-                                         last)
+                    journal.record_parts(offset, [(b.first_seq, b.nbytes) for b in batches], last)
             except JournalError as exc:
                 self._journal_failed(str(exc))
             self.backlog_bytes -= nbytes
@@ -284,8 +284,13 @@ class Hub:
         while self.last_seq <= seq and not self.finished:
             await self._changed.wait()
 
-    def read(self, cursor: int, flt: Filter, max_events: int = READ_MAX_EVENTS,
-             max_bytes: int = READ_MAX_BYTES) -> Read:
+    def read(
+        self,
+        cursor: int,
+        flt: Filter,
+        max_events: int = READ_MAX_EVENTS,
+        max_bytes: int = READ_MAX_BYTES,
+    ) -> Read:
         """Events after ``cursor`` that pass ``flt``, from memory or journal."""
         if cursor >= self.last_seq:
             return Read([], cursor)
@@ -335,8 +340,9 @@ class Hub:
 
         def flush() -> None:
             if key is not None and group:
-                out.append(EventBatch(first, len(group), key[0], key[1], key[2],
-                                      b"\n".join(group) + b"\n"))
+                out.append(
+                    EventBatch(first, len(group), key[0], key[1], key[2], b"\n".join(group) + b"\n")
+                )
 
         for line in lines:
             meta = decode_meta(line)

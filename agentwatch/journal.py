@@ -50,8 +50,9 @@ class Journal:
         """Create the directory and the file (mode 0600); raise JournalError."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                               0o600)
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
             self._size = os.fstat(self._fd).st_size
         except OSError as exc:
             raise JournalError(f"cannot open journal {self.path}: {exc.strerror}") from exc
@@ -109,8 +110,9 @@ class Journal:
         """Whether event ``seq`` can be read back from this journal."""
         return bool(self._index_seqs) and self.first_seq <= seq <= self.last_seq
 
-    def read_after(self, seq: int, max_bytes: int = READ_CHUNK_BYTES,
-                   max_events: int = 1 << 30) -> list[bytes]:
+    def read_after(
+        self, seq: int, max_bytes: int = READ_CHUNK_BYTES, max_events: int = 1 << 30
+    ) -> list[bytes]:
         """Encoded events with seq > ``seq`` (about ``max_bytes`` of them)."""
         if not self._index_seqs:
             return []

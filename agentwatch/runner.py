@@ -84,8 +84,7 @@ def _topo_check(specs: list[AgentSpec]) -> None:
                 raise ConfigError(f"agent {s.name!r}: depends_on names unknown agent {d!r}")
 
 
-async def _serve_agent(session: Session, proc: ManagedProcess,
-                       deps: list[ManagedProcess]) -> None:
+async def _serve_agent(session: Session, proc: ManagedProcess, deps: list[ManagedProcess]) -> None:
     for d in deps:
         await d.running_event.wait()
     never_ran = [d for d in deps if d.pid is None]  # spawn failed, or stopped while starting
@@ -95,8 +94,11 @@ async def _serve_agent(session: Session, proc: ManagedProcess,
         if never_ran:
             msg = f"{proc.name} not started: {never_ran[0].name} (in depends_on) did not start"
             _stderr(f"agentwatch: {msg}")
-            session.hub.publish(SYSTEM_ALERT, proc.name,
-                                {"level": "error", "message": msg, "code": "dependency-failed"})
+            session.hub.publish(
+                SYSTEM_ALERT,
+                proc.name,
+                {"level": "error", "message": msg, "code": "dependency-failed"},
+            )
             session.failures.append(proc.name)
         proc.done_event.set()
         proc.running_event.set()
@@ -137,7 +139,7 @@ def _write_stdout(data: bytes) -> None:
     view = memoryview(data)
     with contextlib.suppress(OSError):
         while view:
-            view = view[os.write(1, view):]
+            view = view[os.write(1, view) :]
 
 
 async def _linger(hub: Hub, linger: float | None, interrupt: trio.CancelScope) -> None:
@@ -184,13 +186,20 @@ async def run_session(
         _stderr(f"agentwatch: {exc}; keeping events in memory only")
     hub = Hub(journal, on_journal_error=lambda m: _stderr(f"agentwatch: {m}"))
     if journal is None and not opts.no_journal:
-        hub.publish(SYSTEM_ALERT, None, {"level": "error", "code": "journal-error",
-                                         "message": "journal could not be opened"})
+        hub.publish(
+            SYSTEM_ALERT,
+            None,
+            {"level": "error", "code": "journal-error", "message": "journal could not be opened"},
+        )
     watchdog = sp.Watchdog()
     take_terminal = opts.handle_signals and sp.owns_terminal() and opts.echo != Echo.NONE
-    supervisor = Supervisor(hub, echo=opts.echo == Echo.RAW, watchdog=watchdog,
-                            take_terminal=take_terminal,
-                            log=lambda m: _stderr(f"agentwatch: {m}"))
+    supervisor = Supervisor(
+        hub,
+        echo=opts.echo == Echo.RAW,
+        watchdog=watchdog,
+        take_terminal=take_terminal,
+        log=lambda m: _stderr(f"agentwatch: {m}"),
+    )
     session = Session(run_id, hub, supervisor)
     procs = [supervisor.add(s) for s in specs]
     discovery_path = runs_dir(opts.home) / run_id / "server.json"
@@ -205,11 +214,13 @@ async def run_session(
                 nursery.start_soon(_follow_signals, supervisor, linger_scope)
             echo_done = trio.Event()
             if opts.echo == Echo.JSON:
+
                 async def echo_task() -> None:
                     try:
                         await _echo_json(hub)
                     finally:
                         echo_done.set()
+
                 nursery.start_soon(echo_task)
             else:
                 echo_done.set()
@@ -221,13 +232,20 @@ async def run_session(
                 ctx = ServerContext(hub, supervisor, opts.server, run_id, __version__)
                 session.url = await nursery.start(serve, ctx)
                 session.token = opts.server.token
-                supervisor.env.update({"AGENTWATCH_URL": session.url,
-                                       "AGENTWATCH_RUN_ID": run_id})
+                supervisor.env.update({"AGENTWATCH_URL": session.url, "AGENTWATCH_RUN_ID": run_id})
                 if session.token:
                     supervisor.env["AGENTWATCH_TOKEN"] = session.token
-                write_discovery(discovery_path, Discovery(
-                    run_id, session.url, session.token, os.getpid(),
-                    format_timestamp(session.started), [s.name for s in specs]))
+                write_discovery(
+                    discovery_path,
+                    Discovery(
+                        run_id,
+                        session.url,
+                        session.token,
+                        os.getpid(),
+                        format_timestamp(session.started),
+                        [s.name for s in specs],
+                    ),
+                )
                 if not opts.quiet_server:
                     link = session.url + "/" + (f"?token={session.token}" if session.token else "")
                     _stderr(f"agentwatch: serving {link}")
@@ -280,14 +298,17 @@ def print_summary(session: Session) -> str:
     """The closing summary (Markdown) of `run --summary`."""
     dur = time.time() - session.started
     alerts = session.hub.type_counts.get(SYSTEM_ALERT, 0)
-    rows = ["| process | status | exit | lines (out/err) | restarts |",
-            "|---|---|---|---|---|"]
+    rows = ["| process | status | exit | lines (out/err) | restarts |", "|---|---|---|---|---|"]
     for p in session.supervisor.processes.values():
         exit_text = p.signal or ("" if p.exit_code is None else str(p.exit_code))
-        rows.append(f"| {p.name} | {p.state.value} | {exit_text} | {p.lines['stdout']}/"
-                    f"{p.lines['stderr']} | {p.restarts} |")
-    head = (f"### agentwatch run {session.run_id}: exit status {exit_status(session)}\n\n"
-            f"duration {dur:.1f} s, {session.hub.last_seq} events, {alerts} alerts\n\n")
+        rows.append(
+            f"| {p.name} | {p.state.value} | {exit_text} | {p.lines['stdout']}/"
+            f"{p.lines['stderr']} | {p.restarts} |"
+        )
+    head = (
+        f"### agentwatch run {session.run_id}: exit status {exit_status(session)}\n\n"
+        f"duration {dur:.1f} s, {session.hub.last_seq} events, {alerts} alerts\n\n"
+    )
     return head + "\n".join(rows) + "\n"
 
 

@@ -321,8 +321,9 @@ class Supervisor:
         assert proc.status is not None
         return proc.status
 
-    async def _after_exit(self, proc: ManagedProcess, rc: int, uptime: float,
-                          backoff: Backoff) -> bool:
+    async def _after_exit(
+        self, proc: ManagedProcess, rc: int, uptime: float, backoff: Backoff
+    ) -> bool:
         """Decide on a restart (and wait for it); False when final."""
         if proc.stop_reason == "restart":
             proc.stop_reason = None
@@ -333,11 +334,16 @@ class Supervisor:
         action = proc._pending_action
         if isinstance(action, GiveUp):
             if action.limit_reached:
-                msg = (f"{proc.name} exited {proc.spec.max_restarts + 1} times in a row; "
-                       "not restarting")
+                msg = (
+                    f"{proc.name} exited {proc.spec.max_restarts + 1} times in a row; "
+                    "not restarting"
+                )
                 self.hub.publish(PROCESS_ERROR, proc.name, {"error": msg, "kind": "restart-limit"})
-                self.hub.publish(SYSTEM_ALERT, proc.name,
-                                 {"level": "error", "message": msg, "code": "restart-limit"})
+                self.hub.publish(
+                    SYSTEM_ALERT,
+                    proc.name,
+                    {"level": "error", "message": msg, "code": "restart-limit"},
+                )
                 if self.log is not None:
                     self.log(msg)
                 proc.state = ProcState.FAILED
@@ -367,8 +373,9 @@ class Supervisor:
         env["AGENTWATCH_PROCESS_ID"] = proc.name
         return env
 
-    async def _run_once(self, proc: ManagedProcess,
-                        nursery: trio.Nursery) -> tuple[int, float] | None:
+    async def _run_once(
+        self, proc: ManagedProcess, nursery: trio.Nursery
+    ) -> tuple[int, float] | None:
         spec = proc.spec
         proc.state = ProcState.STARTING
         try:
@@ -400,9 +407,12 @@ class Supervisor:
         proc.last_seq = self.hub.publish(
             PROCESS_STARTED,
             proc.name,
-            {"pid": child.pid, "command": list(spec.command),
-             "cwd": os.path.abspath(spec.cwd or "."),  # noqa: ASYNC240 - no I/O
-             "restarts": proc.restarts},
+            {
+                "pid": child.pid,
+                "command": list(spec.command),
+                "cwd": os.path.abspath(spec.cwd or "."),  # noqa: ASYNC240 - no I/O
+                "restarts": proc.restarts,
+            },
         )
         if proc.state is ProcState.STARTING:
             proc.state = ProcState.RUNNING
@@ -461,8 +471,13 @@ class Supervisor:
         uptime = trio.current_time() - proc.started_clock
         stopped = proc.stop_reason in ("user", "signal", "timeout") or self.shutting_down
         action, new_backoff = decide(
-            spec.restart, failed=rc != 0, stopped_by_user=stopped, state=proc._backoff,
-            max_restarts=spec.max_restarts, base_delay=spec.backoff, uptime=uptime,
+            spec.restart,
+            failed=rc != 0,
+            stopped_by_user=stopped,
+            state=proc._backoff,
+            max_restarts=spec.max_restarts,
+            base_delay=spec.backoff,
+            uptime=uptime,
         )
         will_restart = proc.stop_reason == "restart" or not isinstance(action, GiveUp)
         proc._pending_action, proc._pending_backoff = action, new_backoff
@@ -471,8 +486,13 @@ class Supervisor:
         proc.last_seq = self.hub.publish(
             PROCESS_STOPPED,
             proc.name,
-            {"pid": proc.pid, "exitCode": proc.exit_code, "signal": proc.signal,
-             "durationMs": round(duration * 1000), "willRestart": will_restart},
+            {
+                "pid": proc.pid,
+                "exitCode": proc.exit_code,
+                "signal": proc.signal,
+                "durationMs": round(duration * 1000),
+                "willRestart": will_restart,
+            },
         )
 
     # ---- pumps and monitors ---------------------------------------------------
@@ -562,18 +582,34 @@ class Supervisor:
             if spec.timeout and not timed_out and now - start >= spec.timeout:
                 timed_out = True
                 proc.last_seq = self.hub.publish(
-                    PROCESS_ERROR, proc.name,
-                    {"error": f"timed out after {spec.timeout:g} s", "kind": "timeout"})
+                    PROCESS_ERROR,
+                    proc.name,
+                    {"error": f"timed out after {spec.timeout:g} s", "kind": "timeout"},
+                )
                 with contextlib.suppress(ProtocolError):
                     self.stop(proc.name, reason="timeout")
-            if (spec.idle_alert and not proc.idle_alerted
-                    and now - proc.last_output >= spec.idle_alert and proc.state in ACTIVE):
+            if (
+                spec.idle_alert
+                and not proc.idle_alerted
+                and now - proc.last_output >= spec.idle_alert
+                and proc.state in ACTIVE
+            ):
                 proc.idle_alerted = True
-                self.hub.publish(SYSTEM_ALERT, proc.name, {
-                    "level": "warning", "code": "idle",
-                    "message": f"{proc.name} has printed nothing for {spec.idle_alert:g} s"})
-            if (watch_stdin and proc.state is ProcState.RUNNING
-                    and now - proc.last_output >= WAITING_SILENCE_S and blocked_on_stdin(pid)):
+                self.hub.publish(
+                    SYSTEM_ALERT,
+                    proc.name,
+                    {
+                        "level": "warning",
+                        "code": "idle",
+                        "message": f"{proc.name} has printed nothing for {spec.idle_alert:g} s",
+                    },
+                )
+            if (
+                watch_stdin
+                and proc.state is ProcState.RUNNING
+                and now - proc.last_output >= WAITING_SILENCE_S
+                and blocked_on_stdin(pid)
+            ):
                 proc.state = ProcState.WAITING
                 proc.last_seq = self.hub.publish(PROCESS_WAITING, proc.name, {})
             if now >= next_stats or now >= next_mem:
@@ -593,11 +629,18 @@ class Supervisor:
             return
         proc.memory_alerted = True
         msg = f"{proc.name} uses {rss} bytes of memory, over the limit of {limit}"
-        self.hub.publish(SYSTEM_ALERT, proc.name,
-                         {"level": "error" if proc.spec.kill_on_memory else "warning",
-                          "message": msg, "code": "memory-limit"})
+        self.hub.publish(
+            SYSTEM_ALERT,
+            proc.name,
+            {
+                "level": "error" if proc.spec.kill_on_memory else "warning",
+                "message": msg,
+                "code": "memory-limit",
+            },
+        )
         if proc.spec.kill_on_memory:
-            proc.last_seq = self.hub.publish(PROCESS_ERROR, proc.name,
-                                             {"error": msg, "kind": "memory-limit"})
+            proc.last_seq = self.hub.publish(
+                PROCESS_ERROR, proc.name, {"error": msg, "kind": "memory-limit"}
+            )
             with contextlib.suppress(ProtocolError):
                 self.stop(proc.name, reason="memory")

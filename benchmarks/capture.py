@@ -74,16 +74,44 @@ def main() -> None:
     wrapped: list[float] = []
     steady: list[float] = []
     startup = statistics.median(
-        timed([sys.executable, "-m", "agentwatch", "run", "--quiet", "--no-server",
-               "--no-journal", "--", "true"]) for _ in range(3))
+        timed(
+            [
+                sys.executable,
+                "-m",
+                "agentwatch",
+                "run",
+                "--quiet",
+                "--no-server",
+                "--no-journal",
+                "--",
+                "true",
+            ]
+        )
+        for _ in range(3)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             with open(os.devnull, "wb") as null:
                 bare.append(timed(child, stdout=null))
             journal = os.path.join(tmp, f"events-{i}.jsonl")
-            wrapped.append(timed([sys.executable, "-m", "agentwatch", "run", "--quiet",
-                                  "--no-server", "--stats-interval", "0", "--journal", journal,
-                                  "--", *child]))
+            wrapped.append(
+                timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "agentwatch",
+                        "run",
+                        "--quiet",
+                        "--no-server",
+                        "--stats-interval",
+                        "0",
+                        "--journal",
+                        journal,
+                        "--",
+                        *child,
+                    ]
+                )
+            )
             n, span = output_span(journal)
             assert n == args.lines, f"journal has {n} output events, expected {args.lines}"
             steady.append(n / span)
@@ -100,11 +128,13 @@ def main() -> None:
         "steady_capture_lines_per_s": round(statistics.median(steady)),
     }
     print(json.dumps(result))
-    print(f"captured and journaled {args.lines / w / 1e6:.2f} M lines/s end to end "
-          f"(child alone: {args.lines / b / 1e6:.2f} M lines/s; wall ratio {w / b:.2f}x; "
-          f"median of {args.repeat}; includes {startup:.2f} s of agentwatch start-up); "
-          f"steady capture rate {statistics.median(steady) / 1e6:.2f} M lines/s "
-          "(first to last output event timestamp in the journal)")
+    print(
+        f"captured and journaled {args.lines / w / 1e6:.2f} M lines/s end to end "
+        f"(child alone: {args.lines / b / 1e6:.2f} M lines/s; wall ratio {w / b:.2f}x; "
+        f"median of {args.repeat}; includes {startup:.2f} s of agentwatch start-up); "
+        f"steady capture rate {statistics.median(steady) / 1e6:.2f} M lines/s "
+        "(first to last output event timestamp in the journal)"
+    )
 
 
 if __name__ == "__main__":

@@ -53,9 +53,24 @@ SEQ_RE = re.compile(rb'\{"seq":')
 def start_run(child: str, home: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     """Start `agentwatch run` with a child that waits for a go file, return (proc, url)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentwatch", "run", "--quiet", "--stats-interval", "0",
-         "--linger", "30", *extra, "--", sys.executable, "-c", child],
-        stderr=subprocess.PIPE, env={**os.environ, "AGENTWATCH_HOME": home},
+        [
+            sys.executable,
+            "-m",
+            "agentwatch",
+            "run",
+            "--quiet",
+            "--stats-interval",
+            "0",
+            "--linger",
+            "30",
+            *extra,
+            "--",
+            sys.executable,
+            "-c",
+            child,
+        ],
+        stderr=subprocess.PIPE,
+        env={**os.environ, "AGENTWATCH_HOME": home},
     )
     assert proc.stderr is not None
     line = proc.stderr.readline().decode()
@@ -72,10 +87,14 @@ async def ws_subscriber(url: str, want: int, out: list[dict[str, Any]]) -> None:
     ws_url = base.replace("http://", "ws://") + f"/ws?batch=1&token={token}"
     got = 0
     first = last = 0.0
-    async with tws.open_websocket_url(ws_url, max_message_size=64 << 20,
-                                      receive_buffer_size=1 << 16) as ws:
-        await ws.send_message(json.dumps({"op": "subscribe", "processId": "*", "since": 0,
-                                          "types": ["process-output"]}))
+    async with tws.open_websocket_url(
+        ws_url, max_message_size=64 << 20, receive_buffer_size=1 << 16
+    ) as ws:
+        await ws.send_message(
+            json.dumps(
+                {"op": "subscribe", "processId": "*", "since": 0, "types": ["process-output"]}
+            )
+        )
         while got < want:
             msg = await ws.get_message()
             data = msg.encode() if isinstance(msg, str) else msg
@@ -92,8 +111,10 @@ async def sse_subscriber(url: str, want: int, out: list[dict[str, Any]]) -> None
     base, token = url.split("/?token=")
     host, port = base.replace("http://", "").split(":")
     stream = await trio.open_tcp_stream(host, int(port))
-    req = (f"GET /api/events/stream?since=0&type=process-output&token={token} HTTP/1.1\r\n"
-           f"Host: {host}\r\n\r\n").encode()
+    req = (
+        f"GET /api/events/stream?since=0&type=process-output&token={token} HTTP/1.1\r\n"
+        f"Host: {host}\r\n\r\n"
+    ).encode()
     await stream.send_all(req)
     got = 0
     first = last = 0.0
@@ -153,8 +174,9 @@ def throughput(lines: int, subs: int, sse: bool, home: str) -> dict[str, Any]:
     return {
         "subscribers": subs,
         "transport": "sse" if sse else "ws-batch",
-        "per_subscriber_events_per_s": round(statistics.median(
-            r["events"] / r["seconds"] for r in results)),
+        "per_subscriber_events_per_s": round(
+            statistics.median(r["events"] / r["seconds"] for r in results)
+        ),
         "total_deliveries_per_s": round(total_events / span),
         "child_wall_s": round(wall, 3),
     }
@@ -169,8 +191,9 @@ def latency(rate: int, seconds: int, home: str) -> dict[str, Any]:
         base, token = url.split("/?token=")
         ws_url = base.replace("http://", "ws://") + f"/ws?batch=1&token={token}"
         async with tws.open_websocket_url(ws_url) as ws:
-            await ws.send_message(json.dumps({"op": "subscribe", "processId": "*",
-                                              "types": ["process-output"]}))
+            await ws.send_message(
+                json.dumps({"op": "subscribe", "processId": "*", "types": ["process-output"]})
+            )
             while len(delays) < n:
                 msg = await ws.get_message()
                 now = time.time()
@@ -184,10 +207,13 @@ def latency(rate: int, seconds: int, home: str) -> dict[str, Any]:
     proc.terminate()
     proc.wait()
     delays.sort()
-    return {"rate_lines_per_s": rate, "events": len(delays),
-            "p50_ms": round(delays[len(delays) // 2] * 1000, 3),
-            "p99_ms": round(delays[int(len(delays) * 0.99)] * 1000, 3),
-            "max_ms": round(delays[-1] * 1000, 3)}
+    return {
+        "rate_lines_per_s": rate,
+        "events": len(delays),
+        "p50_ms": round(delays[len(delays) // 2] * 1000, 3),
+        "p99_ms": round(delays[int(len(delays) * 0.99)] * 1000, 3),
+        "max_ms": round(delays[-1] * 1000, 3),
+    }
 
 
 def main() -> None:
@@ -213,10 +239,23 @@ def throughput_alone(lines: int, home: str) -> float:
     """The child's wall time under `agentwatch run` with no subscriber."""
     wall_file = os.path.join(home, "wall-alone")
     subprocess.run(
-        [sys.executable, "-m", "agentwatch", "run", "--quiet", "--quiet-server",
-         "--stats-interval", "0", "--", sys.executable, "-c",
-         FAST_CHILD.format(n=lines, wall=wall_file)],
-        env={**os.environ, "AGENTWATCH_HOME": home}, check=True)
+        [
+            sys.executable,
+            "-m",
+            "agentwatch",
+            "run",
+            "--quiet",
+            "--quiet-server",
+            "--stats-interval",
+            "0",
+            "--",
+            sys.executable,
+            "-c",
+            FAST_CHILD.format(n=lines, wall=wall_file),
+        ],
+        env={**os.environ, "AGENTWATCH_HOME": home},
+        check=True,
+    )
     return child_wall(wall_file)
 
 

@@ -61,23 +61,48 @@ def chromium_path() -> str:
 class AgentwatchRun:
     """``agentwatch run`` in a subprocess; `url` is the dashboard link it printed."""
 
-    def __init__(self, home: Path, command: list[str], *, name: str = "ticker",
-                 extra_args: list[str] | None = None, stdin_pipe: bool = False) -> None:
+    def __init__(
+        self,
+        home: Path,
+        command: list[str],
+        *,
+        name: str = "ticker",
+        extra_args: list[str] | None = None,
+        stdin_pipe: bool = False,
+    ) -> None:
         env = dict(os.environ)
         env["AGENTWATCH_HOME"] = str(home)
         for var in ("AGENTWATCH_URL", "AGENTWATCH_TOKEN", "AGENTWATCH_PORT"):
             env.pop(var, None)
-        argv = [sys.executable, "-m", "agentwatch", "run", "--port", "0", "--quiet",
-                "--name", name, *(extra_args or []), "--", *command]
+        argv = [
+            sys.executable,
+            "-m",
+            "agentwatch",
+            "run",
+            "--port",
+            "0",
+            "--quiet",
+            "--name",
+            name,
+            *(extra_args or []),
+            "--",
+            *command,
+        ]
         self.name = name
         self.stderr_lines: list[str] = []
         self._serving = threading.Event()
         self.url = ""
         # `run` hands its stdin to the agent: a pipe lets a test answer a prompt.
         stdin = subprocess.PIPE if stdin_pipe else subprocess.DEVNULL
-        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=env, text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
@@ -94,8 +119,9 @@ class AgentwatchRun:
     def wait_serving(self, timeout: float = 20.0) -> str:
         """The ``http://127.0.0.1:PORT/?token=T`` link, once printed."""
         if not self._serving.wait(timeout) or not self.url:
-            raise AssertionError("agentwatch did not print its URL; stderr:\n"
-                                 + "\n".join(self.stderr_lines))
+            raise AssertionError(
+                "agentwatch did not print its URL; stderr:\n" + "\n".join(self.stderr_lines)
+            )
         return self.url
 
     @property
@@ -115,8 +141,9 @@ class AgentwatchRun:
 
     def api(self, path: str) -> Any:
         """GET a JSON route with the bearer token."""
-        req = urllib.request.Request(self.origin + path,
-                                     headers={"Authorization": f"Bearer {self.token}"})
+        req = urllib.request.Request(
+            self.origin + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.load(resp)
 

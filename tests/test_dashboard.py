@@ -103,8 +103,9 @@ def line(page: Page, text: str) -> Any:
 
 def stdout_count(page: Page, name: str) -> int:
     """How many stdout lines of ``name`` the page holds."""
-    return int(page.evaluate("n => agentwatch.outputLines(n).filter(l => l[1] == 'stdout').length",
-                             name))
+    return int(
+        page.evaluate("n => agentwatch.outputLines(n).filter(l => l[1] == 'stdout').length", name)
+    )
 
 
 def assert_complete_and_unique(page: Page, name: str) -> None:
@@ -119,8 +120,12 @@ def assert_complete_and_unique(page: Page, name: str) -> None:
     assert ticks == list(range(len(ticks))), "a stdout line is missing or repeated"
     warns = [int(t.split()[1].split("\x1b")[0]) for _, stream, t in lines if stream == "stderr"]
     assert warns == list(range(0, 5 * len(warns), 5)), "a stderr line is missing or repeated"
-    shown = [int(s) for s in page.get_by_test_id("log-line").evaluate_all(
-        "rows => rows.map(r => r.dataset.seq)")]
+    shown = [
+        int(s)
+        for s in page.get_by_test_id("log-line").evaluate_all(
+            "rows => rows.map(r => r.dataset.seq)"
+        )
+    ]
     assert shown == sorted(set(shown)), "the view shows a line twice or out of order"
 
 
@@ -210,8 +215,9 @@ def test_survives_dropped_connection_without_gap_or_duplicate(
         # 2. The socket closes under the page (e.g. a proxy's idle timeout).
         before = page.evaluate("agentwatch.reconnects")
         page.evaluate("agentwatch.dropConnection()")
-        page.wait_for_function("n => agentwatch.reconnects > n && agentwatch.connState == 'live'",
-                               arg=before)
+        page.wait_for_function(
+            "n => agentwatch.reconnects > n && agentwatch.connState == 'live'", arg=before
+        )
         target = ticker.process()["lastSeq"]
         page.wait_for_function("s => agentwatch.lastSeq >= s", arg=target)
         assert_complete_and_unique(page, "ticker")
@@ -221,8 +227,9 @@ def test_survives_dropped_connection_without_gap_or_duplicate(
         page.context.set_offline(True)
         expect(conn).not_to_have_attribute("data-state", "live")
         page.context.set_offline(False)
-        page.wait_for_function("n => agentwatch.reconnects > n && agentwatch.connState == 'live'",
-                               arg=before)
+        page.wait_for_function(
+            "n => agentwatch.reconnects > n && agentwatch.connState == 'live'", arg=before
+        )
         target = ticker.process()["lastSeq"]
         page.wait_for_function("s => agentwatch.lastSeq >= s", arg=target)
         assert_complete_and_unique(page, "ticker")
@@ -267,9 +274,12 @@ def test_restart_button_restarts_the_agent(page: Page, ticker: AgentwatchRun) ->
 def test_refused_action_is_shown(page: Page, ticker: AgentwatchRun) -> None:
     open_dashboard(page, ticker.url)
     body = {"error": {"code": "conflict", "message": "ticker is restarting"}}
-    page.route("**/api/processes/ticker/stop*",
-               lambda route: route.fulfill(status=409, content_type="application/json",
-                                           body=json.dumps(body)))
+    page.route(
+        "**/api/processes/ticker/stop*",
+        lambda route: route.fulfill(
+            status=409, content_type="application/json", body=json.dumps(body)
+        ),
+    )
     page.get_by_test_id("stop-ticker").click()
     expect(page.get_by_test_id("action-error")).to_be_visible()
     expect(page.get_by_test_id("action-error")).to_contain_text("ticker is restarting")
@@ -282,30 +292,55 @@ def test_tasks_and_alerts_panels(page: Page, ticker: AgentwatchRun) -> None:
 
     def publish(event: dict[str, Any]) -> None:
         req = urllib.request.Request(
-            ticker.origin + "/api/events", data=json.dumps(event).encode(), method="POST",
-            headers={"Authorization": f"Bearer {ticker.token}", "Content-Type": "application/json"})
+            ticker.origin + "/api/events",
+            data=json.dumps(event).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {ticker.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 201
 
-    publish({"type": "task-assigned", "processId": None, "taskId": "t-1",
-             "title": "Write the parser", "assignee": "ticker"})
+    publish(
+        {
+            "type": "task-assigned",
+            "processId": None,
+            "taskId": "t-1",
+            "title": "Write the parser",
+            "assignee": "ticker",
+        }
+    )
     task = page.get_by_test_id("task-t-1")
     expect(task).to_contain_text("Write the parser")
     expect(task).to_have_attribute("data-status", "assigned")
-    publish({"type": "task-completed", "processId": None, "taskId": "t-1", "status": "success",
-             "result": "42 tests pass"})
+    publish(
+        {
+            "type": "task-completed",
+            "processId": None,
+            "taskId": "t-1",
+            "status": "success",
+            "result": "42 tests pass",
+        }
+    )
     expect(task).to_have_attribute("data-status", "success")
     expect(task).to_contain_text("42 tests pass")
-    publish({"type": "system-alert", "processId": None, "level": "error",
-             "message": "<script>boom</script>", "code": "x-test"})
+    publish(
+        {
+            "type": "system-alert",
+            "processId": None,
+            "level": "error",
+            "message": "<script>boom</script>",
+            "code": "x-test",
+        }
+    )
     alert = page.get_by_test_id("alert").first
     expect(alert).to_have_attribute("data-level", "error")
     expect(alert).to_contain_text("<script>boom</script>")
 
 
 def test_agent_waiting_for_input_is_highlighted(page: Page, tmp_path: Path) -> None:
-    run = AgentwatchRun(tmp_path / "home", [sys.executable, "-u", "-c", PROMPTER], name="asker",
-                        stdin_pipe=True)
+    run = AgentwatchRun(
+        tmp_path / "home", [sys.executable, "-u", "-c", PROMPTER], name="asker", stdin_pipe=True
+    )
     try:
         open_dashboard(page, run.wait_serving())
         expect(line(page, "What is your name?")).to_be_visible()
@@ -328,12 +363,14 @@ def test_100k_lines_of_history_load_fast_with_a_capped_dom(page: Page, tmp_path:
     run = AgentwatchRun(tmp_path / "home", [sys.executable, "-u", "-c", BULK], name="bulk")
     try:
         run.wait_serving()
-        run.wait_until(lambda p: p["lines"]["stdout"] >= HISTORY_LINES, timeout=60,
-                       what="100,000 lines")
+        run.wait_until(
+            lambda p: p["lines"]["stdout"] >= HISTORY_LINES, timeout=60, what="100,000 lines"
+        )
         started = time.monotonic()
         open_dashboard(page, run.url)
-        page.wait_for_function(f"agentwatch.caughtUp && agentwatch.ringSize > {HISTORY_LINES}",
-                               timeout=60_000)
+        page.wait_for_function(
+            f"agentwatch.caughtUp && agentwatch.ringSize > {HISTORY_LINES}", timeout=60_000
+        )
         expect(line(page, f"line {HISTORY_LINES - 1}")).to_be_visible()
         loaded_s = time.monotonic() - started
         assert loaded_s < 20, f"100,000 lines took {loaded_s:.1f} s to show"
@@ -358,7 +395,8 @@ def test_100k_lines_of_history_load_fast_with_a_capped_dom(page: Page, tmp_path:
         # The page still answers promptly (no long task blocking the main thread).
         frame_ms = page.evaluate(
             "() => new Promise(r => { const t = performance.now(); requestAnimationFrame("
-            "() => requestAnimationFrame(() => r(performance.now() - t))); })")
+            "() => requestAnimationFrame(() => r(performance.now() - t))); })"
+        )
         assert frame_ms < 500
     finally:
         run.close()

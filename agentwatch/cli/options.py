@@ -10,22 +10,39 @@ import typer
 
 from agentwatch.paths import complete_run_ids
 
-Host = Annotated[str, typer.Option("--host", envvar="AGENTWATCH_HOST",
-                                   help="Address to bind the server to.")]
-Port = Annotated[int, typer.Option("--port", envvar="AGENTWATCH_PORT",
-                                   help="Port to serve on (0: any free port).")]
+Host = Annotated[
+    str, typer.Option("--host", envvar="AGENTWATCH_HOST", help="Address to bind the server to.")
+]
+Port = Annotated[
+    int,
+    typer.Option("--port", envvar="AGENTWATCH_PORT", help="Port to serve on (0: any free port)."),
+]
 NoServer = Annotated[bool, typer.Option("--no-server", help="Do not serve events.")]
-QuietServer = Annotated[bool, typer.Option("--quiet-server",
-                                           help="Do not print the 'serving' line.")]
-Token = Annotated[str | None, typer.Option("--token", envvar="AGENTWATCH_TOKEN",
-                                           help="Token clients must present (default: random).")]
+QuietServer = Annotated[
+    bool, typer.Option("--quiet-server", help="Do not print the 'serving' line.")
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="AGENTWATCH_TOKEN", help="Token clients must present (default: random)."
+    ),
+]
 NoAuth = Annotated[bool, typer.Option("--no-auth", help="Serve without a token (loopback only).")]
-Insecure = Annotated[bool, typer.Option("--insecure",
-                                        help="Allow --no-auth on a non-loopback host.")]
-CorsOrigin = Annotated[list[str] | None, typer.Option(
-    "--cors-origin", help="Allow this browser origin (repeatable; env AGENTWATCH_CORS_ORIGIN).")]
-ClientTimeout = Annotated[float, typer.Option(
-    "--client-timeout", help="Drop a subscriber that reads nothing for this long (s).")]
+Insecure = Annotated[
+    bool, typer.Option("--insecure", help="Allow --no-auth on a non-loopback host.")
+]
+CorsOrigin = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--cors-origin", help="Allow this browser origin (repeatable; env AGENTWATCH_CORS_ORIGIN)."
+    ),
+]
+ClientTimeout = Annotated[
+    float,
+    typer.Option(
+        "--client-timeout", help="Drop a subscriber that reads nothing for this long (s)."
+    ),
+]
 JournalPath = Annotated[Path | None, typer.Option("--journal", help="Journal file path.")]
 NoJournal = Annotated[bool, typer.Option("--no-journal", help="Keep events in memory only.")]
 Restart = Annotated[str, typer.Option("--restart", help="no, on-failure or always.")]
@@ -33,25 +50,44 @@ MaxRestarts = Annotated[int, typer.Option("--max-restarts", help="Restarts befor
 BackoffOpt = Annotated[float, typer.Option("--backoff", help="First restart delay (s), doubling.")]
 Timeout = Annotated[float | None, typer.Option("--timeout", help="Stop the child after (s).")]
 Grace = Annotated[float, typer.Option("--grace", help="SIGTERM to SIGKILL delay (s).")]
-IdleAlert = Annotated[float | None, typer.Option(
-    "--idle-alert", help="Alert when the child prints nothing for (s).")]
-MaxMemory = Annotated[str | None, typer.Option(
-    "--max-memory", help="Alert when the tree's RSS passes this (K/M/G suffixes).")]
-KillOnMemory = Annotated[bool, typer.Option("--kill-on-memory",
-                                            help="Stop the child past --max-memory.")]
-StatsInterval = Annotated[float, typer.Option("--stats-interval",
-                                              help="process-stats every (s); 0 off.")]
-MaxLineBytes = Annotated[str, typer.Option("--max-line-bytes",
-                                           help="Split longer lines into pieces.")]
+IdleAlert = Annotated[
+    float | None, typer.Option("--idle-alert", help="Alert when the child prints nothing for (s).")
+]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option("--max-memory", help="Alert when the tree's RSS passes this (K/M/G suffixes)."),
+]
+KillOnMemory = Annotated[
+    bool, typer.Option("--kill-on-memory", help="Stop the child past --max-memory.")
+]
+StatsInterval = Annotated[
+    float, typer.Option("--stats-interval", help="process-stats every (s); 0 off.")
+]
+MaxLineBytes = Annotated[
+    str, typer.Option("--max-line-bytes", help="Split longer lines into pieces.")
+]
 Tty = Annotated[bool, typer.Option("--tty", help="Give the child a pseudo-terminal stdout.")]
-Home = Annotated[Path | None, typer.Option("--home", envvar="AGENTWATCH_HOME",
-                                           help="State folder (runs, journals).", hidden=True)]
+Home = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", envvar="AGENTWATCH_HOME", help="State folder (runs, journals).", hidden=True
+    ),
+]
 # No envvar= on --url: the client resolves AGENTWATCH_URL itself, after --run (SPEC 3).
-Url = Annotated[str | None, typer.Option(
-    "--url", help="Server URL (default: --run, $AGENTWATCH_URL, else the newest live run).")]
-RunIdOpt = Annotated[str | None, typer.Option(
-    "--run", help="Pick a live or past run by id (or a unique prefix).",
-    autocompletion=complete_run_ids)]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Server URL (default: --run, $AGENTWATCH_URL, else the newest live run)."
+    ),
+]
+RunIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run",
+        help="Pick a live or past run by id (or a unique prefix).",
+        autocompletion=complete_run_ids,
+    ),
+]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 

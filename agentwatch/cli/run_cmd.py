@@ -29,20 +29,36 @@ def default_name(command: list[str]) -> str:
     return name[:100]
 
 
-def server_config(*, no_server: bool, host: str, port: int, token: str | None, no_auth: bool,
-                  insecure: bool, cors: list[str] | None,
-                  client_timeout: float) -> ServerConfig | None:
+def server_config(
+    *,
+    no_server: bool,
+    host: str,
+    port: int,
+    token: str | None,
+    no_auth: bool,
+    insecure: bool,
+    cors: list[str] | None,
+    client_timeout: float,
+) -> ServerConfig | None:
     """Build the server options shared by `run` and `up`."""
     from agentwatch.runner import new_token
 
     if no_server:
         return None
     if no_auth:
-        typer.echo("agentwatch: warning: --no-auth: anyone who can reach the port can "
-                   "read and control the agents", err=True)
-    return ServerConfig(host=host, port=port, token=None if no_auth else (token or new_token()),
-                        cors_origins=options.cors_origins(cors), client_timeout=client_timeout,
-                        insecure=insecure)
+        typer.echo(
+            "agentwatch: warning: --no-auth: anyone who can reach the port can "
+            "read and control the agents",
+            err=True,
+        )
+    return ServerConfig(
+        host=host,
+        port=port,
+        token=None if no_auth else (token or new_token()),
+        cors_origins=options.cors_origins(cors),
+        client_timeout=client_timeout,
+        insecure=insecure,
+    )
 
 
 @app.command(
@@ -51,8 +67,9 @@ def server_config(*, no_server: bool, host: str, port: int, token: str | None, n
     no_args_is_help=True,
 )
 def run(
-    command: Annotated[list[str], typer.Argument(metavar="-- CMD [ARGS]...",
-                                                 help="The agent's command line.")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="-- CMD [ARGS]...", help="The agent's command line.")
+    ],
     name: Annotated[str | None, typer.Option("--name", "-n", help="processId.")] = None,
     host: options.Host = "127.0.0.1",
     port: options.Port = 0,
@@ -76,13 +93,18 @@ def run(
     stats_interval: options.StatsInterval = DEFAULT_STATS_INTERVAL_S,
     max_line_bytes: options.MaxLineBytes = "256K",
     tty: options.Tty = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q",
-                                        help="Do not echo the child's output.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Do not echo the child's output.")
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Echo events as JSON Lines.")] = False,
-    linger: Annotated[float | None, typer.Option(
-        "--linger", help="Keep serving this long after the child ends (s).")] = None,
-    summary: Annotated[bool, typer.Option(
-        "--summary", help="Print a closing summary (and to $GITHUB_STEP_SUMMARY).")] = False,
+    linger: Annotated[
+        float | None,
+        typer.Option("--linger", help="Keep serving this long after the child ends (s)."),
+    ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", help="Print a closing summary (and to $GITHUB_STEP_SUMMARY)."),
+    ] = False,
     home: options.Home = None,
 ) -> int:
     """Run and supervise one agent, serve its events, exit with its status."""
@@ -92,19 +114,45 @@ def run(
 
     if no_journal and journal is not None:
         raise ConfigError("--journal and --no-journal exclude each other")
-    spec = build_agent_spec(name or default_name(command), {
-        "command": command, "restart": restart, "max_restarts": max_restarts,
-        "backoff": backoff, "timeout": timeout, "grace": grace, "idle_alert": idle_alert,
-        "max_memory": max_memory, "kill_on_memory": kill_on_memory,
-        "stats_interval": stats_interval, "max_line_bytes": max_line_bytes, "tty": tty,
-    })
-    server = server_config(no_server=no_server, host=host, port=port, token=token,
-                           no_auth=no_auth, insecure=insecure, cors=cors_origin,
-                           client_timeout=client_timeout)
+    spec = build_agent_spec(
+        name or default_name(command),
+        {
+            "command": command,
+            "restart": restart,
+            "max_restarts": max_restarts,
+            "backoff": backoff,
+            "timeout": timeout,
+            "grace": grace,
+            "idle_alert": idle_alert,
+            "max_memory": max_memory,
+            "kill_on_memory": kill_on_memory,
+            "stats_interval": stats_interval,
+            "max_line_bytes": max_line_bytes,
+            "tty": tty,
+        },
+    )
+    server = server_config(
+        no_server=no_server,
+        host=host,
+        port=port,
+        token=token,
+        no_auth=no_auth,
+        insecure=insecure,
+        cors=cors_origin,
+        client_timeout=client_timeout,
+    )
     echo = Echo.NONE if quiet else Echo.JSON if json_ else Echo.RAW
-    opts = SessionOptions(server=server, journal=journal, no_journal=no_journal, home=home,
-                          echo=echo, quiet_server=quiet_server, linger=linger, summary=summary,
-                          subreaper=True)
+    opts = SessionOptions(
+        server=server,
+        journal=journal,
+        no_journal=no_journal,
+        home=home,
+        echo=echo,
+        quiet_server=quiet_server,
+        linger=linger,
+        summary=summary,
+        subreaper=True,
+    )
     sessions: list[Session] = []
     status = trio.run(lambda: run_session([spec], opts, on_ready=sessions.append))
     if summary and sessions:
