@@ -120,7 +120,8 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
         out.append(
             {
                 "runId": d.name,
-                "startedAt": info.started_at if info else _started_from_id(d.name),
+                "startedAt": info.started_at if info else _first_timestamp(journal)
+                or _started_from_id(d.name),
                 "state": "running" if info else "ended",
                 "processes": info.processes if info else _processes_in(journal),
                 "journal": str(journal) if size is not None else None,
@@ -129,7 +130,20 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
                 "pid": info.pid if info else None,
             }
         )
+    # Newest first. Ids sort by their second; within one second, by the exact start.
+    out.sort(key=lambda r: (r["runId"][:16], r["startedAt"] or ""), reverse=True)
     return out
+
+
+def _first_timestamp(journal: Path) -> str:
+    """The timestamp of a journal's first event (microseconds), or ``""``."""
+    try:
+        with journal.open("rb") as f:
+            line = f.readline(64 * 1024)
+        ts = decode_event(line).get("timestamp")
+    except (OSError, ValueError):
+        return ""
+    return ts if isinstance(ts, str) else ""
 
 
 def _started_from_id(run_id: str) -> str:

@@ -155,8 +155,23 @@ def test_logs_online_offline_and_cut_journal(cli: CLI, tmp_path: Path) -> None:
 
 
 def test_runs_live_past_and_stale(cli: CLI) -> None:
-    past = start_run(cli, QUICK_EXIT, name="past")
-    assert past.finish() == 3
+    # The past run ends at once, so it is run to completion, not caught live.
+    runs_dir = cli.home / "runs"
+    res = client(
+        cli,
+        "run",
+        "--quiet",
+        "--quiet-server",
+        "--name",
+        "past",
+        "--stats-interval",
+        "0",
+        "--",
+        *cli.py(QUICK_EXIT),
+    )
+    assert res.returncode == 3, res.stderr
+    (past_dir,) = list(runs_dir.iterdir())
+    past_id, past_journal = past_dir.name, past_dir / "events.jsonl"
     live = start_run(cli, FOREVER, name="now")
     live.wait_output("ready")
     stale = write(
@@ -175,11 +190,11 @@ def test_runs_live_past_and_stale(cli: CLI) -> None:
     res = client(cli, "runs", "--json")
     assert res.returncode == 0, res.stderr
     runs = json.loads(res.stdout)
-    assert [r["runId"] for r in runs] == [live.run_id, past.run_id, "20200101T000000Z-dead"]
+    assert [r["runId"] for r in runs] == [live.run_id, past_id, "20200101T000000Z-dead"]
     now, before, dead = runs
     assert (now["state"], now["processes"], now["url"]) == ("running", ["now"], live.url)
     assert (before["state"], before["processes"]) == ("ended", ["past"])
-    assert before["journalBytes"] == past.journal.stat().st_size > 0
+    assert before["journalBytes"] == past_journal.stat().st_size > 0
     assert (dead["state"], dead["journal"]) == ("ended", None)
     assert not stale.exists()  # cleaned
     table = client(cli, "runs").stdout.decode().splitlines()
