@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,7 @@ LIVE_QUEUE_EVENTS = 10_000  # a subscriber further behind than this is catching 
 READ_MAX_EVENTS = 4096  # events handed to a transport per read
 READ_MAX_BYTES = 1024 * 1024  # bytes handed to a transport per read (< 1 MiB frames)
 JOURNAL_BACKLOG_BYTES = 8 * 1024 * 1024  # unwritten journal bytes before producers wait
+JOURNAL_CACHE_CHUNKS = 32  # decoded journal chunks (64 KiB to 1 MiB) shared by catching-up readers
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ class Hub:
         self._queued = trio.Event()
         self._drained = trio.Event()
         self._writer_running = False
+        self._chunk_cache: OrderedDict[int, list[EventBatch]] = OrderedDict()
         self.closed = False
         self.clients: dict[str, Client] = {}
         self.events_published = 0
@@ -299,11 +301,11 @@ class Hub:
             journal = self.journal
             if journal is not None and journal.covers(cursor + 1):
                 try:
-                    lines = journal.read_after(cursor, max_bytes, max_events)
+                    read = self._read_journal(journal, cursor, flt, max_events, max_bytes)
                 except (JournalError, OSError):
-                    lines = []  # unreadable: the events are gone, say so with a gap
-                if lines:
-                    return self._from_lines(lines, flt)
+                    read = None  # unreadable: the events are gone, say so with a gap
+                if read is not None:
+                    return read
             return Read([], mem_first - 1, gap=(cursor + 1, mem_first - 1))
         out: list[EventBatch] = []
         count = size = 0
@@ -329,6 +331,53 @@ class Hub:
             if count >= max_events or size >= max_bytes:
                 break
         return Read(out, cursor)
+
+    def _read_journal(
+        self, journal: Journal, cursor: int, flt: Filter, max_events: int, max_bytes: int
+    ) -> Read | None:
+        """Like the memory path, over journal chunks decoded once for every reader.
+
+        Subscribers catching up at similar places share the decoded chunks
+        (an LRU of `JOURNAL_CACHE_CHUNKS`), so ten readers decode each stretch
+        of the journal once, not ten times.
+        """
+        out: list[EventBatch] = []
+        count = size = 0
+        moved = False
+        i = journal.chunk_of(cursor + 1)
+        while i < journal.chunks and count < max_events and size < max_bytes:
+            for b in self._journal_chunk(journal, i):
+                if b.last_seq <= cursor:
+                    continue
+                moved = True
+                if flt.matches_batch(b):
+                    part = b.since(cursor)
+                    if count + part.count > max_events:
+                        part = part.head(max(max_events - count, 1))
+                    out.append(part)
+                    count += part.count
+                    size += part.nbytes
+                    cursor = part.last_seq
+                else:
+                    cursor = b.last_seq
+                if count >= max_events or size >= max_bytes:
+                    break
+            i += 1
+        return Read(out, cursor) if moved else None
+
+    def _journal_chunk(self, journal: Journal, i: int) -> list[EventBatch]:
+        cache = self._chunk_cache
+        hit = cache.get(i)
+        if hit is not None:
+            cache.move_to_end(i)
+            return hit
+        lines, complete = journal.read_chunk(i)
+        batches = self._from_lines(lines, Filter()).batches
+        if complete:
+            cache[i] = batches
+            if len(cache) > JOURNAL_CACHE_CHUNKS:
+                cache.popitem(last=False)
+        return batches
 
     def _from_lines(self, lines: list[bytes], flt: Filter) -> Read:
         """Batches of consecutive journal lines that share type, process and stream."""

@@ -106,6 +106,25 @@ class Journal:
         self._size = offset
         self.last_seq = last_seq
 
+    def chunk_of(self, seq: int) -> int:
+        """The index chunk holding event ``seq`` (chunks are `INDEX_STRIDE_BYTES`-ish)."""
+        return max(bisect.bisect_right(self._index_seqs, seq) - 1, 0)
+
+    @property
+    def chunks(self) -> int:
+        """How many index chunks the journal has (the last one may still grow)."""
+        return len(self._index_seqs)
+
+    def read_chunk(self, i: int) -> tuple[list[bytes], bool]:
+        """The event lines of chunk ``i``, and whether the chunk is complete."""
+        start = self._index_offsets[i]
+        last = i + 1 >= len(self._index_offsets)
+        end = self._size if last else self._index_offsets[i + 1]
+        data = os.pread(self._reader(), end - start, start) if end > start else b""
+        lines = data.split(b"\n")
+        lines.pop()  # the part after the last newline (empty for whole writes)
+        return lines, not last
+
     def covers(self, seq: int) -> bool:
         """Whether event ``seq`` can be read back from this journal."""
         return bool(self._index_seqs) and self.first_seq <= seq <= self.last_seq

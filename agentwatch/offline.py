@@ -120,8 +120,9 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
         out.append(
             {
                 "runId": d.name,
-                "startedAt": info.started_at if info else _first_timestamp(journal)
-                or _started_from_id(d.name),
+                "startedAt": info.started_at
+                if info
+                else _first_timestamp(journal) or _started_from_id(d.name),
                 "state": "running" if info else "ended",
                 "processes": info.processes if info else _processes_in(journal),
                 "journal": str(journal) if size is not None else None,

@@ -1,14 +1,16 @@
 """Fan-out throughput and latency of the one-port server.
 
 1. Throughput: a child writes 1,000,000 lines as fast as it can under
-   `agentwatch run`; 1, 10 and 100 batched WebSocket subscribers (`/ws?batch=1`)
-   and 1 SSE subscriber follow from seq 0. Prints events/s delivered per
-   subscriber and summed, and the child's wall time against a run with no
-   subscriber (was the child slowed?).
+   `agentwatch run`; 1, 10 and 100 batched WebSocket subscribers
+   (`/ws?batch=1`, npm `ws` clients from tests/js, so that the server is what
+   is measured; 100 subscribers get 200,000 lines each) and 1 SSE subscriber
+   follow from seq 0. Prints events/s delivered per subscriber and summed,
+   and the child's wall time against a run with no subscriber (was the child
+   slowed?).
 2. Latency: a child writes 1,000 timestamped lines/s for 10 s; one batched
    WebSocket subscriber prints p50/p99 of receive time minus write time.
 
-    python benchmarks/fanout.py [--lines N] [--skip-latency]
+    python benchmarks/fanout.py [--lines N] [--subscribers 1 10 100] [--skip-latency]
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ TIMED_CHILD = (
     "    sys.stdout.write('t=%.6f\\n' % time.time()); sys.stdout.flush()\n"
 )
 SEQ_RE = re.compile(rb'\{"seq":')
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_DELIVERIES = 20_000_000  # per measurement: 100 subscribers get lines / 10 each
 
 
 def start_run(child: str, home: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -62,7 +66,7 @@ def start_run(child: str, home: str, *extra: str) -> tuple[subprocess.Popen[byte
             "--stats-interval",
             "0",
             "--linger",
-            "30",
+            "120",
             *extra,
             "--",
             sys.executable,
@@ -79,31 +83,6 @@ def start_run(child: str, home: str, *extra: str) -> tuple[subprocess.Popen[byte
         proc.kill()
         raise SystemExit(f"no serving line: {line!r}")
     return proc, m.group(1)
-
-
-async def ws_subscriber(url: str, want: int, out: list[dict[str, Any]]) -> None:
-    """Count events over /ws?batch=1 until ``want`` output events arrived."""
-    base, token = url.split("/?token=")
-    ws_url = base.replace("http://", "ws://") + f"/ws?batch=1&token={token}"
-    got = 0
-    first = last = 0.0
-    async with tws.open_websocket_url(
-        ws_url, max_message_size=64 << 20, receive_buffer_size=1 << 16
-    ) as ws:
-        await ws.send_message(
-            json.dumps(
-                {"op": "subscribe", "processId": "*", "since": 0, "types": ["process-output"]}
-            )
-        )
-        while got < want:
-            msg = await ws.get_message()
-            data = msg.encode() if isinstance(msg, str) else msg
-            n = len(SEQ_RE.findall(data))
-            if n and not first:
-                first = time.perf_counter()
-            got += n
-            last = time.perf_counter()
-    out.append({"events": got, "seconds": last - first})
 
 
 async def sse_subscriber(url: str, want: int, out: list[dict[str, Any]]) -> None:
@@ -151,21 +130,36 @@ def child_wall(path: str, timeout: float = 120.0) -> float:
 
 
 def throughput(lines: int, subs: int, sse: bool, home: str) -> dict[str, Any]:
+    """Deliveries to ``subs`` subscribers while the child writes ``lines`` lines."""
     wall_file = os.path.join(home, f"wall-{subs}-{sse}")
     child = FAST_CHILD.format(n=lines, wall=wall_file)
     go = os.path.join(home, f"go-{subs}-{sse}")
     gated = f"import os, time\nwhile not os.path.exists({go!r}): time.sleep(0.01)\n" + child
     proc, url = start_run(gated, home)
     results: list[dict[str, Any]] = []
+    if sse:
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(subs):
-                nursery.start_soon(sse_subscriber if sse else ws_subscriber, url, lines, results)
-            await trio.sleep(0.5 + subs * 0.01)  # let every subscriber connect first
-            await trio.Path(go).touch()
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sse_subscriber, url, lines, results)
+                await trio.sleep(0.5)
+                await trio.Path(go).touch()
 
-    trio.run(main)
+        trio.run(main)
+    else:  # npm ws clients, so that the server, not a Python client, is measured
+        base, token = url.split("/?token=")
+        ws_url = base.replace("http://", "ws://") + f"/ws?batch=1&token={token}"
+        node = subprocess.Popen(
+            ["node", os.path.join(HERE, "ws_count.js"), ws_url, str(subs), str(lines)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert node.stderr is not None
+        assert node.stdout is not None
+        node.stderr.readline()  # "ready": every connection subscribed
+        open(go, "w").close()
+        results = json.loads(node.stdout.read() or b"[]")
+        node.wait()
     wall = child_wall(wall_file)
     proc.terminate()
     proc.wait()
@@ -174,6 +168,7 @@ def throughput(lines: int, subs: int, sse: bool, home: str) -> dict[str, Any]:
     return {
         "subscribers": subs,
         "transport": "sse" if sse else "ws-batch",
+        "lines": lines,
         "per_subscriber_events_per_s": round(
             statistics.median(r["events"] / r["seconds"] for r in results)
         ),
@@ -225,7 +220,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         rows = []
         for subs in args.subscribers:
-            rows.append(throughput(args.lines, subs, False, home))
+            lines = min(args.lines, MAX_DELIVERIES // subs)
+            rows.append(throughput(lines, subs, False, home))
             print(json.dumps(rows[-1]), flush=True)
         rows.append(throughput(args.lines, 1, True, home))
         print(json.dumps(rows[-1]), flush=True)
