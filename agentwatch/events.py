@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -158,6 +158,7 @@ class EventBatch:
     process_id: str | None
     stream: str | None
     data: bytes
+    _items: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def last_seq(self) -> int:
@@ -196,15 +197,25 @@ class EventBatch:
             self.first_seq, n, self.type, self.process_id, self.stream, self.data[:cut]
         )
 
+    def array_items(self) -> bytes:
+        """The events joined by commas (the inside of a JSON array), computed once.
+
+        History batches are shared by every subscriber, so each subscriber's
+        batched frame reuses this instead of rewriting the bytes again.
+        """
+        items = self._items
+        if items is None:
+            items = self._items = self.data[:-1].replace(b"\n", b",")
+        return items
+
     def json_array(self) -> bytes:
         """The events as one JSON array (for batched WebSocket frames)."""
-        return b"[" + self.data[:-1].replace(b"\n", b",") + b"]"
+        return b"[" + self.array_items() + b"]"
 
 
 def json_array(batches: list[EventBatch]) -> bytes:
     """Several batches as one JSON array."""
-    body = b"".join(b.data for b in batches)
-    return b"[" + body[:-1].replace(b"\n", b",") + b"]"
+    return b"[" + b",".join([b.array_items() for b in batches if b.count]) + b"]"
 
 
 def gap_message(from_seq: int, to_seq: int) -> bytes:

@@ -29,6 +29,7 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 from agentwatch.events import SYSTEM_ALERT
 from agentwatch.hub import Filter
 from agentwatch.server.context import ServerContext
+from agentwatch.server.limits import FRAME_MAX_EVENTS
 
 decode = msgspec.json.decode
 
@@ -64,7 +65,7 @@ async def collect_events(
         msg = await get_json(ws)
         if batch:
             assert isinstance(msg, list), msg
-            assert 1 <= len(msg) <= 256
+            assert 1 <= len(msg) <= FRAME_MAX_EVENTS
             events += msg
         else:
             assert isinstance(msg, dict), msg
@@ -197,7 +198,7 @@ async def test_batch_frames_stay_under_1mib(tmp_path: Path) -> None:
                     assert isinstance(raw, str)
                     assert len(raw.encode()) < 1024 * 1024
                     frame = decode(raw)
-                    assert 1 <= len(frame) <= 256
+                    assert 1 <= len(frame) <= FRAME_MAX_EVENTS
                     seqs += [e["seq"] for e in frame]
             assert seqs == list(range(1, 1041))
 
