@@ -21,6 +21,7 @@ a cursor and a filter, whatever the output rate.
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -307,30 +308,10 @@ class Hub:
                 if read is not None:
                     return read
             return Read([], mem_first - 1, gap=(cursor + 1, mem_first - 1))
-        out: list[EventBatch] = []
-        count = size = 0
         i = max(bisect.bisect_right(self._firsts, cursor + 1) - 1, 0)
-        batches = self._batches
-        visible = self.last_seq
-        for j in range(i, len(batches)):
-            b = batches[j]
-            if b.last_seq <= cursor:
-                continue
-            if b.last_seq > visible:
-                break
-            if flt.matches_batch(b):
-                part = b.since(cursor)
-                if count + part.count > max_events:
-                    part = part.head(max(max_events - count, 1))
-                out.append(part)
-                count += part.count
-                size += part.nbytes
-                cursor = part.last_seq
-            else:
-                cursor = b.last_seq
-            if count >= max_events or size >= max_bytes:
-                break
-        return Read(out, cursor)
+        batches = itertools.islice(self._batches, i, None)
+        read = _collect(batches, cursor, flt, max_events, max_bytes, self.last_seq)
+        return read or Read([], cursor)
 
     def _read_journal(
         self, journal: Journal, cursor: int, flt: Filter, max_events: int, max_bytes: int
@@ -341,29 +322,9 @@ class Hub:
         (an LRU of `JOURNAL_CACHE_CHUNKS`), so ten readers decode each stretch
         of the journal once, not ten times.
         """
-        out: list[EventBatch] = []
-        count = size = 0
-        moved = False
-        i = journal.chunk_of(cursor + 1)
-        while i < journal.chunks and count < max_events and size < max_bytes:
-            for b in self._journal_chunk(journal, i):
-                if b.last_seq <= cursor:
-                    continue
-                moved = True
-                if flt.matches_batch(b):
-                    part = b.since(cursor)
-                    if count + part.count > max_events:
-                        part = part.head(max(max_events - count, 1))
-                    out.append(part)
-                    count += part.count
-                    size += part.nbytes
-                    cursor = part.last_seq
-                else:
-                    cursor = b.last_seq
-                if count >= max_events or size >= max_bytes:
-                    break
-            i += 1
-        return Read(out, cursor) if moved else None
+        first = journal.chunk_of(cursor + 1)
+        batches = (b for i in range(first, journal.chunks) for b in self._journal_chunk(journal, i))
+        return _collect(batches, cursor, flt, max_events, max_bytes, self.last_seq)
 
     def _journal_chunk(self, journal: Journal, i: int) -> list[EventBatch]:
         cache = self._chunk_cache
@@ -448,6 +409,43 @@ class Hub:
         if behind and not client.catching_up:
             self.catchups += 1
         client.catching_up = behind
+
+
+def _collect(
+    batches: Iterable[EventBatch],
+    cursor: int,
+    flt: Filter,
+    max_events: int,
+    max_bytes: int,
+    visible: int,
+) -> Read | None:
+    """The events after ``cursor`` that pass ``flt``, up to the limits.
+
+    ``batches`` run in seq order and are consumed lazily; the cursor moves
+    past filtered-out events too. None when nothing after ``cursor`` is there.
+    """
+    out: list[EventBatch] = []
+    count = size = 0
+    moved = False
+    for b in batches:
+        if b.last_seq <= cursor:
+            continue
+        if b.last_seq > visible:
+            break
+        moved = True
+        if flt.matches_batch(b):
+            part = b.since(cursor)
+            if count + part.count > max_events:
+                part = part.head(max(max_events - count, 1))
+            out.append(part)
+            count += part.count
+            size += part.nbytes
+            cursor = part.last_seq
+        else:
+            cursor = b.last_seq
+        if count >= max_events or size >= max_bytes:
+            break
+    return Read(out, cursor) if moved else None
 
 
 def iter_lines(batches: Iterable[EventBatch]) -> Iterable[bytes]:
