@@ -18,6 +18,7 @@ from agentwatch.paths import (
     DISCOVERY_FILE,
     EXIT_NOT_FOUND,
     JOURNAL_FILE,
+    RUN_MARKER_FILE,
     live_discovery,
     resolve_run_id,
     runs_dir,
@@ -113,6 +114,7 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
             continue
         journal = d / JOURNAL_FILE
         info = live_discovery(d / DISCOVERY_FILE)
+        marker = info or live_discovery(d / RUN_MARKER_FILE)  # a live run without a server
         try:
             size = journal.stat().st_size
         except OSError:
@@ -123,8 +125,8 @@ def list_runs(home: Path | None = None) -> list[dict[str, Any]]:
                 "startedAt": info.started_at
                 if info
                 else _first_timestamp(journal) or _started_from_id(d.name),
-                "state": "running" if info else "ended",
-                "processes": info.processes if info else _processes_in(journal),
+                "state": "running" if marker else "ended",
+                "processes": marker.processes if marker else _processes_in(journal),
                 "journal": str(journal) if size is not None else None,
                 "journalBytes": size or 0,
                 "url": info.url if info else None,

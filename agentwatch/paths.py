@@ -26,6 +26,7 @@ from agentwatch.errors import ClientError
 EXIT_NOT_FOUND = 4  # a client command named a run or process that does not exist
 
 DISCOVERY_FILE = "server.json"
+RUN_MARKER_FILE = "run.json"  # every live run, with or without a server (pid, start, names)
 JOURNAL_FILE = "events.jsonl"
 
 

@@ -26,7 +26,13 @@ from agentwatch.errors import ConfigError, JournalError
 from agentwatch.events import SYSTEM_ALERT, format_timestamp
 from agentwatch.hub import Filter, Hub
 from agentwatch.journal import Journal
-from agentwatch.paths import Discovery, new_run_id, runs_dir, write_discovery
+from agentwatch.paths import (
+    RUN_MARKER_FILE,
+    Discovery,
+    new_run_id,
+    runs_dir,
+    write_discovery,
+)
 from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor
 
 DEFAULT_LINGER_MAX_S = 2.0  # SPEC 6: wait for connected subscribers at most this long
@@ -203,6 +209,20 @@ async def run_session(
     session = Session(run_id, hub, supervisor)
     procs = [supervisor.add(s) for s in specs]
     discovery_path = runs_dir(opts.home) / run_id / "server.json"
+    # run.json marks every live run, served or not, for `agentwatch runs`
+    marker_path = runs_dir(opts.home) / run_id / RUN_MARKER_FILE
+    with contextlib.suppress(OSError):
+        write_discovery(
+            marker_path,
+            Discovery(
+                run_id,
+                "",
+                None,
+                os.getpid(),
+                format_timestamp(session.started),
+                [s.name for s in specs],
+            ),
+        )
     if opts.subreaper:
         sp.become_subreaper()
     watchdog.start()
@@ -266,8 +286,11 @@ async def run_session(
                 ctx.shutting_down = True
             nursery.cancel_scope.cancel()
     finally:
+        for path in (discovery_path, marker_path):
+            with contextlib.suppress(OSError):
+                path.unlink()
         with contextlib.suppress(OSError):
-            discovery_path.unlink()
+            marker_path.parent.rmdir()  # only if empty: a run that kept no journal here
         watchdog.close()
         if take_terminal:
             sp.take_back_terminal()

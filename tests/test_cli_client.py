@@ -15,9 +15,10 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import CLI
+from conftest import CLI, wait_for
 from test_cli_support import (
     TOKEN,
     agent_env,
@@ -327,3 +328,34 @@ def test_emit_inside_a_run_without_server(cli: CLI, tmp_path: Path) -> None:
 
 def test_commands_are_on_path() -> None:
     assert shutil.which("agentwatch", path=agent_env()["PATH"])
+
+
+def test_runs_shows_a_live_run_without_server(cli: CLI) -> None:
+    proc = cli.popen(
+        "run",
+        "--quiet",
+        "--no-server",
+        "--name",
+        "quiet",
+        "--",
+        *cli.py(FOREVER),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=agent_env(),
+    )
+    try:
+
+        def live() -> dict[str, Any] | None:
+            res = client(cli, "runs", "--json")
+            runs = json.loads(res.stdout) if res.returncode == 0 else []
+            return next((r for r in runs if r["state"] == "running"), None)
+
+        run = wait_for(live, 30, 0.1, "the --no-server run listed as running")
+        assert run["processes"] == ["quiet"]
+        assert run["url"] is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    runs = json.loads(client(cli, "runs", "--json").stdout)
+    assert [r["state"] for r in runs] == ["ended"]
+    assert not list((cli.home / "runs").glob("*/run.json"))  # removed on exit
