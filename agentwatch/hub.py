@@ -446,9 +446,3 @@ def _collect(
         if count >= max_events or size >= max_bytes:
             break
     return Read(out, cursor) if moved else None
-
-
-def iter_lines(batches: Iterable[EventBatch]) -> Iterable[bytes]:
-    """Every encoded event of these batches, without line breaks."""
-    for b in batches:
-        yield from b.lines()

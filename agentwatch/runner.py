@@ -21,8 +21,9 @@ import trio
 
 from agentwatch import __version__
 from agentwatch import spawn as sp
+from agentwatch.agentfile import check_dependencies
 from agentwatch.config import AgentSpec, ServerConfig
-from agentwatch.errors import ConfigError, JournalError
+from agentwatch.errors import JournalError
 from agentwatch.events import SYSTEM_ALERT, format_timestamp
 from agentwatch.hub import Filter, Hub
 from agentwatch.journal import Journal
@@ -80,14 +81,6 @@ class Session:
 def _stderr(line: str) -> None:
     with contextlib.suppress(OSError):
         os.write(2, (line + "\n").encode("utf-8", "replace"))
-
-
-def _topo_check(specs: list[AgentSpec]) -> None:
-    names = {s.name for s in specs}
-    for s in specs:
-        for d in s.depends_on:
-            if d not in names:
-                raise ConfigError(f"agent {s.name!r}: depends_on names unknown agent {d!r}")
 
 
 async def _serve_agent(session: Session, proc: ManagedProcess, deps: list[ManagedProcess]) -> None:
@@ -183,7 +176,7 @@ async def run_session(
     task_status: trio.TaskStatus[Session] = trio.TASK_STATUS_IGNORED,
 ) -> int:
     """Run agents to completion under one hub and server; return the exit status."""
-    _topo_check(specs)
+    check_dependencies("run_session", specs)  # unknown names and cycles, as for `up`
     run_id = opts.run_id or new_run_id()
     journal = None
     try:

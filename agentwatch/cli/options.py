@@ -89,6 +89,12 @@ RunIdOpt = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo the agents' output.")]
+EchoJson = Annotated[bool, typer.Option("--json", help="Echo events as JSON Lines.")]
+Linger = Annotated[
+    float | None,
+    typer.Option("--linger", help="Keep serving this long after the agents end (s)."),
+]
 
 
 def cors_origins(flag: list[str] | None) -> tuple[str, ...]:

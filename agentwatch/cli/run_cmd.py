@@ -93,14 +93,9 @@ def run(
     stats_interval: options.StatsInterval = DEFAULT_STATS_INTERVAL_S,
     max_line_bytes: options.MaxLineBytes = "256K",
     tty: options.Tty = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Do not echo the child's output.")
-    ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Echo events as JSON Lines.")] = False,
-    linger: Annotated[
-        float | None,
-        typer.Option("--linger", help="Keep serving this long after the child ends (s)."),
-    ] = None,
+    quiet: options.Quiet = False,
+    json_: options.EchoJson = False,
+    linger: options.Linger = None,
     summary: Annotated[
         bool,
         typer.Option("--summary", help="Print a closing summary (and to $GITHUB_STEP_SUMMARY)."),

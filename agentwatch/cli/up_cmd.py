@@ -49,14 +49,9 @@ def up(
     client_timeout: options.ClientTimeout = DEFAULT_CLIENT_TIMEOUT_S,
     journal: options.JournalPath = None,
     no_journal: options.NoJournal = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Do not echo the agents' output.")
-    ] = False,
-    json_: Annotated[bool, typer.Option("--json", help="Echo events as JSON Lines.")] = False,
-    linger: Annotated[
-        float | None,
-        typer.Option("--linger", help="Keep serving this long after the agents end (s)."),
-    ] = None,
+    quiet: options.Quiet = False,
+    json_: options.EchoJson = False,
+    linger: options.Linger = None,
     home: options.Home = None,
 ) -> int:
     """Run several agents from a TOML file, one server for all.
