@@ -53,6 +53,7 @@ MEMORY_POLL_S = 1.0  # how often the tree's RSS is checked under --max-memory
 class ProcState(enum.Enum):
     """The states of SPEC 4 (`/api/processes`)."""
 
+    PENDING = "pending"  # waiting on depends_on (set and left by the runner)
     STARTING = "starting"
     RUNNING = "running"
     WAITING = "waiting"
@@ -60,6 +61,7 @@ class ProcState(enum.Enum):
     RESTARTING = "restarting"
     EXITED = "exited"
     FAILED = "failed"
+    SKIPPED = "skipped"  # never started: a dependency failed (final)
 
 
 ACTIVE = (ProcState.RUNNING, ProcState.WAITING)
