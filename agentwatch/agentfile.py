@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import shlex
 import tomllib
 from collections.abc import Callable
@@ -26,14 +27,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentwatch.config import NAME_RE, AgentSpec, StdinMode, parse_restart, parse_size
+from agentwatch.config import (
+    NAME_RE,
+    AgentSpec,
+    DependencyCondition,
+    StdinMode,
+    parse_restart,
+    parse_size,
+)
 from agentwatch.errors import ConfigError
 
 MAX_PORT = 65535
 
 
 class _Bad(ValueError):
-    """A value that does not fit its key (the caller adds where and which key)."""
+    """A value that does not fit its key (the caller adds where and which key).
+
+    ``sub`` names a key inside the value's table (``.planner`` of ``depends_on``).
+    """
+
+    def __init__(self, message: str, sub: str = "") -> None:
+        super().__init__(message)
+        self.sub = sub
 
 
 def _show(value: Any) -> str:
@@ -116,10 +131,27 @@ def _env(value: Any) -> dict[str, str]:
     return out
 
 
-def _names(value: Any) -> tuple[str, ...]:
+CONDITIONS = "started, completed or succeeded"  # the DependencyCondition values
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _dependencies(value: Any) -> dict[str, DependencyCondition]:
+    """``["a"]`` (each "started") or ``{ a = "succeeded" }`` -> ``{name: condition}``."""
+    if isinstance(value, dict):
+        out: dict[str, DependencyCondition] = {}
+        for name, cond in value.items():
+            try:
+                out[name] = DependencyCondition(cond)
+            except ValueError:
+                sub = "." + (name if _BARE_KEY.fullmatch(name) else f'"{name}"')
+                raise _Bad(f"must be {CONDITIONS}, not {_show(cond)}", sub) from None
+        return out
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise _Bad(f"must be a list of agent names, not {_show(value)}")
-    return tuple(dict.fromkeys(value))
+        raise _Bad(
+            "must be a list of agent names or a table "
+            f'{{ NAME = "started" | "completed" | "succeeded" }}, not {_show(value)}'
+        )
+    return dict.fromkeys(value, DependencyCondition.STARTED)
 
 
 def _str(value: Any) -> str:
@@ -154,7 +186,7 @@ AGENT_KEYS: dict[str, Converter] = {
     "stats_interval": _non_negative,
     "max_line_bytes": _size,
     "tty": _bool,
-    "depends_on": _names,
+    "depends_on": _dependencies,
 }
 FILE_ONLY_KEYS = ("cwd", "env", "depends_on")  # `run` takes these from its own context
 
@@ -200,7 +232,7 @@ def build_agent_spec(
         try:
             kwargs[key] = AGENT_KEYS[key](value)
         except _Bad as exc:
-            raise ConfigError(f"{head}: {label(key)} {exc}") from None
+            raise ConfigError(f"{head}: {label(key)}{exc.sub} {exc}") from None
     if "command" not in kwargs:
         raise ConfigError(f"{head}: missing key 'command'")
     if kwargs.get("kill_on_memory") and not kwargs.get("max_memory"):
@@ -308,9 +340,9 @@ def _server_table(path: Path, table: Any, base: Path) -> ServerTable:
 def check_dependencies(path: Path | str, agents: list[AgentSpec]) -> None:
     """Unknown dependencies and cycles are errors."""
     names = {a.name for a in agents}
-    deps = {a.name: a.depends_on for a in agents}
+    deps = {a.name: a.dependencies for a in agents}
     for a in agents:
-        for d in a.depends_on:
+        for d in a.dependencies:
             if d not in names:
                 raise ConfigError(f"{path}: agent {a.name!r}: depends_on: unknown agent {d!r}")
     state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -342,5 +374,5 @@ def select(path: Path, agents: list[AgentSpec], only: list[str]) -> list[AgentSp
         n = todo.pop()
         if n not in wanted:
             wanted.add(n)
-            todo.extend(by_name[n].depends_on)
+            todo.extend(by_name[n].dependencies)
     return [a for a in agents if a.name in wanted]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import enum
 import re
+import types
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from agentwatch.errors import ConfigError
 from agentwatch.proto.lines import DEFAULT_MAX_LINE_BYTES
@@ -27,6 +30,40 @@ class RestartPolicy(enum.Enum):
     NO = "no"
     ON_FAILURE = "on-failure"
     ALWAYS = "always"
+
+
+class DependencyCondition(enum.Enum):
+    """What an agent waits for of each name in its ``depends_on`` (SPEC 6)."""
+
+    STARTED = "started"  # the dependency is running (a plain list of names means this)
+    COMPLETED = "completed"  # it has exited for good, after its restarts, with any status
+    SUCCEEDED = "succeeded"  # it has exited for good with status 0
+
+
+# What `AgentSpec(depends_on=...)` takes: names (each "started"), or name -> condition.
+DependsOn = Mapping[str, DependencyCondition | str] | Iterable[str]
+
+
+def parse_dependencies(value: DependsOn) -> Mapping[str, DependencyCondition]:
+    """``["a"]`` or ``{"a": "succeeded"}`` -> a read-only ``{name: condition}``, in order."""
+    if isinstance(value, str | bytes):
+        raise ConfigError(f"depends_on must be a list of names or a mapping, not {value!r}")
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    else:
+        items = [(name, DependencyCondition.STARTED) for name in value]
+    out: dict[str, DependencyCondition] = {}
+    for name, cond in items:
+        if not isinstance(name, str):
+            raise ConfigError(f"depends_on: agent names are strings, not {name!r}")
+        try:
+            out[name] = DependencyCondition(cond)
+        except ValueError:
+            raise ConfigError(
+                f"depends_on: {name}: unknown condition {cond!r}: "
+                "use started, completed or succeeded"
+            ) from None
+    return types.MappingProxyType(out)
 
 
 class StdinMode(enum.Enum):
@@ -56,9 +93,14 @@ class AgentSpec:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     tty: bool = False
     stdin: StdinMode = StdinMode.INHERIT
-    depends_on: tuple[str, ...] = ()
+    # Names (each "started") or {name: condition}; read it back as `dependencies`.
+    depends_on: DependsOn = ()
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "depends_on", parse_dependencies(self.depends_on))
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
         if not self.command:
             raise ConfigError(f"{self.name}: command is empty")
         if not NAME_RE.fullmatch(self.name):
@@ -75,6 +117,11 @@ class AgentSpec:
             raise ConfigError(f"{self.name}: backoff, grace and stats_interval must be >= 0")
         if self.max_line_bytes < 64:
             raise ConfigError(f"{self.name}: max_line_bytes must be at least 64")
+
+    @property
+    def dependencies(self) -> Mapping[str, DependencyCondition]:
+        """``depends_on`` as ``{name: condition}``, in the order given."""
+        return cast("Mapping[str, DependencyCondition]", self.depends_on)  # by __post_init__
 
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -22,7 +22,7 @@ import trio
 from agentwatch import __version__
 from agentwatch import spawn as sp
 from agentwatch.agentfile import check_dependencies
-from agentwatch.config import AgentSpec, ServerConfig
+from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig
 from agentwatch.errors import JournalError
 from agentwatch.events import SYSTEM_ALERT, format_timestamp
 from agentwatch.hub import Filter, Hub
@@ -83,26 +83,75 @@ def _stderr(line: str) -> None:
         os.write(2, (line + "\n").encode("utf-8", "replace"))
 
 
+def _unmet(dep: ManagedProcess, cond: DependencyCondition) -> str | None:
+    """Why ``dep`` fails ``cond`` once it is decided (None: it holds)."""
+    if dep.state is ProcState.SKIPPED:
+        return "was skipped"
+    if dep.pid is None:  # spawn failed, or stopped before it started
+        return "did not start"
+    if cond is DependencyCondition.SUCCEEDED and dep.status != 0:
+        if dep.signal:
+            return f"was killed by {dep.signal} (status {dep.status})"
+        return f"exited with status {dep.status}"
+    return None
+
+
+async def _wait_dependencies(
+    proc: ManagedProcess, deps: list[ManagedProcess]
+) -> tuple[ManagedProcess, str] | None:
+    """Wait until each condition of ``proc``'s depends_on holds; else the first that
+    cannot, and why (at once: the others are not waited for)."""
+    failed: list[tuple[ManagedProcess, str]] = []
+    conditions = proc.spec.dependencies
+
+    async def one(dep: ManagedProcess, scope: trio.CancelScope) -> None:
+        cond = conditions[dep.name]
+        started = cond is DependencyCondition.STARTED
+        await (dep.running_event if started else dep.done_event).wait()  # final exit
+        why = _unmet(dep, cond)
+        if why is not None:
+            failed.append((dep, f"{dep.name} (in depends_on, {cond.value}) {why}"))
+            scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        for dep in deps:
+            nursery.start_soon(one, dep, nursery.cancel_scope)
+    return failed[0] if failed else None
+
+
 async def _serve_agent(session: Session, proc: ManagedProcess, deps: list[ManagedProcess]) -> None:
-    for d in deps:
-        await d.running_event.wait()
-    never_ran = [d for d in deps if d.pid is None]  # spawn failed, or stopped while starting
-    if session.supervisor.shutting_down or never_ran:
-        proc.state = ProcState.FAILED if never_ran else ProcState.EXITED
-        proc.status = next((d.status for d in never_ran if d.status), 1) if never_ran else 0
-        if never_ran:
-            msg = f"{proc.name} not started: {never_ran[0].name} (in depends_on) did not start"
+    """Wait for ``proc``'s depends_on (state `pending`), then serve it; `skipped` if
+    a condition cannot hold. A stop while pending ends the wait at once."""
+    supervisor = session.supervisor
+    failed = None
+    while deps and proc.state is ProcState.PENDING:
+        with trio.CancelScope() as scope:
+            proc._wait_scope = scope  # what Supervisor.stop cancels
+            failed = await _wait_dependencies(proc, deps)
+        proc._wait_scope = None
+        if proc.stop_reason == "restart" and not supervisor.shutting_down:
+            proc.state, proc.stop_reason = ProcState.PENDING, None  # still waiting
+            continue
+        break
+    if supervisor.shutting_down or proc.state is ProcState.STOPPING or failed is not None:
+        if proc.state is ProcState.STOPPING or supervisor.shutting_down:
+            proc.state, proc.status = ProcState.EXITED, 0  # stopped before it started
+        else:
+            assert failed is not None
+            # Not a failure of its own: the run's status is the dependency's (exit_status).
+            proc.state = ProcState.SKIPPED
+            msg = f"{proc.name} not started: {failed[1]}"
             _stderr(f"agentwatch: {msg}")
             session.hub.publish(
                 SYSTEM_ALERT,
                 proc.name,
                 {"level": "error", "message": msg, "code": "dependency-failed"},
             )
-            session.failures.append(proc.name)
         proc.done_event.set()
         proc.running_event.set()
         return
-    status = await session.supervisor.serve_process(proc)
+    proc.state = ProcState.STARTING
+    status = await supervisor.serve_process(proc)
     if status != 0:
         session.failures.append(proc.name)
 
@@ -201,6 +250,9 @@ async def run_session(
     )
     session = Session(run_id, hub, supervisor)
     procs = [supervisor.add(s) for s in specs]
+    for proc in procs:
+        if proc.spec.dependencies:
+            proc.state = ProcState.PENDING  # until _serve_agent sees its depends_on hold
     discovery_path = runs_dir(opts.home) / run_id / "server.json"
     # run.json marks every live run, served or not, for `agentwatch runs`
     marker_path = runs_dir(opts.home) / run_id / RUN_MARKER_FILE
@@ -293,7 +345,12 @@ async def run_session(
 
 
 def exit_status(session: Session) -> int:
-    """0 when every agent succeeded, else the status of the first that failed."""
+    """0 when every agent succeeded, else the status of the first that failed.
+
+    A `skipped` agent (its depends_on failed) has no status of its own: the run
+    exits with the status of the failure that caused it, and 1 only when nothing
+    else failed (a dependency stopped before it started).
+    """
     procs = session.supervisor.processes
     for name in session.failures:
         status = procs[name].status
@@ -302,6 +359,8 @@ def exit_status(session: Session) -> int:
     for proc in procs.values():
         if proc.status:
             return proc.status
+    if any(p.state is ProcState.SKIPPED for p in procs.values()):
+        return 1
     return 0
 
 

@@ -20,7 +20,7 @@ from agentwatch.agentfile import (
     load_agents_file,
 )
 from agentwatch.cli import app, run_cmd, up_cmd  # the imports register the commands
-from agentwatch.config import RestartPolicy, StdinMode
+from agentwatch.config import DependencyCondition, RestartPolicy, StdinMode
 from agentwatch.errors import ConfigError
 
 GOOD = """
@@ -75,7 +75,8 @@ def test_a_good_file(tmp_path: Path) -> None:
     assert coder.command == ("python", "coder.py", "--fast", "two words")  # split like a shell
     assert coder.cwd == str(tmp_path.resolve() / "agents")
     assert coder.env == {"MODEL": "small", "RETRIES": "3", "VERBOSE": "true"}
-    assert coder.depends_on == ("planner",)
+    assert coder.dependencies == {"planner": DependencyCondition.STARTED}  # a list: started
+    assert list(coder.depends_on) == ["planner"]  # iterating gives the names, as before
     assert (coder.idle_alert, coder.timeout, coder.grace) == (120, 600, 2.5)
     assert (coder.max_memory, coder.kill_on_memory) == (512 * 1024**2, True)
     assert (coder.stats_interval, coder.max_line_bytes, coder.tty) == (0, 64 * 1024, True)
@@ -90,6 +91,7 @@ def test_absolute_cwd_and_empty_server(tmp_path: Path) -> None:
 
 
 AGENT = '[agents.coder]\ncommand = ["true"]\n'
+B = "[agents.b]\ncommand = 'true'\n"
 
 # (file text, words the one-line message must contain)
 BAD: list[tuple[str, tuple[str, ...]]] = [
@@ -128,6 +130,27 @@ BAD: list[tuple[str, tuple[str, ...]]] = [
         ("dependency cycle", "coder -> b -> coder"),
     ),
     (AGENT + "depends_on = ['coder']\n", ("dependency cycle", "coder -> coder")),
+    (AGENT + "depends_on = [1]\n", ("agent 'coder'", "depends_on", "list", "table")),
+    (AGENT + "depends_on = 3\n", ("agent 'coder'", "depends_on", "agent names")),
+    (
+        AGENT + "depends_on = { b = 'done' }\n" + B,
+        ("agent 'coder'", "depends_on.b must be started, completed or succeeded, not 'done'"),
+    ),
+    (AGENT + "depends_on = { b = 1 }\n" + B, ("agent 'coder'", "depends_on.b", "not 1")),
+    (AGENT + "depends_on = { b = ['started'] }\n" + B, ("agent 'coder'", "depends_on.b")),
+    (AGENT + "depends_on = { 'x.y' = 'ok' }\n", ("agent 'coder'", 'depends_on."x.y"')),
+    (
+        AGENT + "depends_on = { ghost = 'succeeded' }\n",
+        ("agent 'coder'", "depends_on", "unknown agent 'ghost'"),
+    ),
+    (
+        AGENT + "[agents.coder.depends_on]\nghost = 'completed'\n",  # a sub-table, the same
+        ("agent 'coder'", "depends_on", "unknown agent 'ghost'"),
+    ),
+    (
+        AGENT + "depends_on = { b = 'completed' }\n" + B + "depends_on = { coder = 'succeeded' }\n",
+        ("agent 'coder'", "depends_on", "dependency cycle", "coder -> b -> coder"),
+    ),
     ("[agents.'bad name']\ncommand = 'true'\n", ("agent 'bad name'", "invalid name")),
     ("[agents]\ncoder = 'true'\n", ("agent 'coder'", "must be a table")),
     ("agents = 3\n", ("'agents' must be tables",)),
@@ -155,6 +178,28 @@ def test_bad_files_one_clear_message(tmp_path: Path, text: str, words: tuple[str
     assert "\n" not in message
     for word in words:
         assert word in message, (word, message)
+
+
+def test_depends_on_conditions(tmp_path: Path) -> None:
+    text = (
+        AGENT
+        + "[agents.b]\ncommand = 'true'\ndepends_on = { coder = 'succeeded' }\n"
+        + "[agents.c]\ncommand = 'true'\n"
+        + "depends_on = { b = 'completed', coder = 'started' }\n"
+        + "[agents.d]\ncommand = 'true'\n[agents.d.depends_on]\nc = 'succeeded'\n"
+        + "[agents.e]\ncommand = 'true'\ndepends_on = {}\n"
+    )
+    coder, b, c, d, e = load_agents_file(write(tmp_path, text)).agents
+    assert coder.dependencies == {}
+    assert b.dependencies == {"coder": DependencyCondition.SUCCEEDED}
+    assert list(c.dependencies.items()) == [  # in the file's order
+        ("b", DependencyCondition.COMPLETED),
+        ("coder", DependencyCondition.STARTED),
+    ]
+    assert d.dependencies == {"c": DependencyCondition.SUCCEEDED}
+    assert e.dependencies == {}
+    only = load_agents_file(write(tmp_path, text), ["c"]).agents  # dependencies come along
+    assert [a.name for a in only] == ["coder", "b", "c"]
 
 
 def test_missing_and_unreadable_files(tmp_path: Path) -> None:

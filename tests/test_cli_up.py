@@ -241,6 +241,20 @@ CONFIG_ERRORS = [
         ["dependency cycle"],
     ),
     ("[agents.a]\ncommand = 'true'\n[server]\nport = 'x'\n", ["[server]", "port"]),
+    (
+        "[agents.a]\ncommand = 'true'\ndepends_on = { b = 'finished' }\n[agents.b]\n"
+        "command = 'true'\n",
+        ["agent 'a'", "depends_on.b", "started, completed or succeeded", "'finished'"],
+    ),
+    (
+        "[agents.a]\ncommand = 'true'\ndepends_on = { b = 'succeeded' }\n",
+        ["agent 'a'", "depends_on", "unknown agent 'b'"],
+    ),
+    (
+        "[agents.a]\ncommand = 'true'\ndepends_on = { b = 'completed' }\n[agents.b]\n"
+        "command = 'true'\ndepends_on = { a = 'succeeded' }\n",
+        ["agent 'a'", "depends_on", "dependency cycle a -> b -> a"],
+    ),
     ("[agents.a\n", ["invalid TOML"]),
 ]
 
@@ -289,3 +303,141 @@ def test_subscribe_until_every_agent_ends(cli: CLI, tmp_path: Path) -> None:
     assert rc == 6, err
     assert b"".join(lines).decode().count("-- stopped") == 3
     assert live.finish() == 6
+
+
+# depends_on conditions (SPEC 6): started, completed, succeeded; pending and skipped
+
+WAIT_FOR = """
+import os, sys, time
+print("ready", flush=True)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+raise SystemExit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+"""
+TOUCH = "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()"
+
+
+def gated(name: str, code: str, *args: str | Path, **keys: Any) -> str:
+    """An [agents.NAME] table running ``code`` with arguments."""
+    argv = [sys.executable, "-u", "-c", code, *map(str, args)]
+    lines = [f"[agents.{name}]", f"command = {json.dumps(argv)}"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def life(events: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """(processId, 'started' | 'stopped') -> seq of the first start and of the final stop."""
+    out: dict[tuple[str, str], int] = {}
+    for e in events:
+        if e["type"] == "process-started":
+            out.setdefault((e["processId"], "started"), e["seq"])
+        elif e["type"] == "process-stopped" and not e["willRestart"]:
+            out[(e["processId"], "stopped")] = e["seq"]
+    return out
+
+
+def test_depends_on_each_condition(cli: CLI, tmp_path: Path) -> None:
+    """started: once the dependency runs (here it cannot end before its dependent
+    starts: it waits for a file the dependent makes); completed and succeeded: after
+    its exit."""
+    go = tmp_path / "go"
+    toml = write(
+        tmp_path / "t.toml",
+        gated("base", WAIT_FOR, go)
+        + gated("opener", TOUCH, go, depends_on={"base": "started"})
+        + gated("listed", "pass", depends_on=["base"])  # a plain list: started
+        + gated("after", "pass", depends_on={"base": "completed"})
+        + gated("checked", "pass", depends_on={"base": "succeeded", "opener": "completed"}),
+    )
+    status, events = up_run(cli, toml)
+    assert status == 0
+    seq = life(events)
+    assert seq["base", "started"] < seq["opener", "started"] < seq["base", "stopped"]
+    assert seq["base", "started"] < seq["listed", "started"]
+    assert seq["base", "stopped"] < seq["after", "started"]
+    assert max(seq["base", "stopped"], seq["opener", "stopped"]) < seq["checked", "started"]
+    assert of(events, "system-alert") == []
+
+
+def test_failed_dependency_skips_its_dependents(cli: CLI, tmp_path: Path) -> None:
+    """succeeded on a dependency that exits 3: not started, state skipped, one
+    dependency-failed alert each; completed still runs; `up` exits 3 (the skipped
+    agents do not mask the failure that caused them)."""
+    toml = write(
+        tmp_path / "t.toml",
+        agent("bad", "import time; time.sleep(0.3); raise SystemExit(3)")
+        + agent("needs", "print('must not run')", depends_on={"bad": "succeeded"})
+        + agent("chain", "print('must not run')", depends_on=["needs"])
+        + agent("tidy", "print('cleaning up')", depends_on={"bad": "completed"}),
+    )
+    live = start_up(cli, toml, "--linger", "120")
+    live.wait_event(lambda e: e["type"] == "process-stopped" and e["processId"] == "tidy")
+    live.wait_event(lambda e: e.get("code") == "dependency-failed" and e["processId"] == "chain")
+    states = {p["processId"]: p for p in ps_json(cli)}
+    assert {n: p["state"] for n, p in states.items()} == {
+        "bad": "failed",
+        "needs": "skipped",
+        "chain": "skipped",
+        "tidy": "exited",
+    }
+    assert (states["needs"]["pid"], states["needs"]["exitCode"]) == (None, None)
+    live.proc.send_signal(signal.SIGTERM)  # ends the linger
+    assert live.finish() == 3
+    events = live.events()
+    assert {e["processId"] for e in of(events, "process-started")} == {"bad", "tidy"}
+    alerts = {e["processId"]: e for e in of(events, "system-alert")}
+    assert set(alerts) == {"needs", "chain"}
+    assert alerts["needs"]["level"] == "error"
+    assert alerts["needs"]["code"] == alerts["chain"]["code"] == "dependency-failed"
+    assert "bad" in alerts["needs"]["message"]
+    assert "exited with status 3" in alerts["needs"]["message"]
+    assert "needs" in alerts["chain"]["message"]
+    assert "skipped" in alerts["chain"]["message"]
+    assert of(events, "process-stopped", "bad")[0]["seq"] < alerts["needs"]["seq"]
+
+
+def test_pending_while_waiting_on_depends_on(cli: CLI, tmp_path: Path) -> None:
+    """`ps` (the API) shows a waiting agent as pending, not started, until its
+    dependency has exited 0."""
+    go = tmp_path / "go"
+    toml = write(
+        tmp_path / "t.toml",
+        gated("slow", WAIT_FOR, go) + gated("waiter", "pass", depends_on={"slow": "succeeded"}),
+    )
+    live = start_up(cli, toml)
+    wait_ready(live, ["slow"])
+    waiter = wait_state(cli, "waiter", "pending", timeout=10)
+    assert (waiter["pid"], waiter["startedAt"], waiter["exitCode"]) == (None, None, None)
+    res = client(cli, "ps")  # the table for people shows it too
+    assert res.returncode == 0, res.stderr
+    assert any(
+        line.split()[:2] == ["waiter", "pending"] for line in res.stdout.decode().splitlines()
+    )
+    assert of(live.events(), "process-started", "waiter") == []
+    go.touch()
+    assert live.finish() == 0
+    seq = life(live.events())
+    assert seq["slow", "stopped"] < seq["waiter", "started"]
+
+
+FLAKY = "print('trying', flush=True); raise SystemExit(2)"
+
+
+def test_completed_waits_through_restarts(cli: CLI, tmp_path: Path) -> None:
+    """completed waits for the final exit of a restart = "on-failure" dependency,
+    after its last restart; succeeded on it is skipped."""
+    toml = write(
+        tmp_path / "t.toml",
+        agent("flaky", FLAKY, restart="on-failure", max_restarts=2, backoff=0.2)
+        + agent("report", "print('report')", depends_on={"flaky": "completed"})
+        + agent("ship", "print('ship')", depends_on={"flaky": "succeeded"}),
+    )
+    status, events = up_run(cli, toml)
+    assert status == 2  # flaky's, the first failure
+    stops = of(events, "process-stopped", "flaky")
+    assert [e["willRestart"] for e in stops] == [True, True, False]
+    [report] = of(events, "process-started", "report")
+    assert report["seq"] > stops[-1]["seq"]  # after the final exit, not the first
+    assert of(events, "process-started", "ship") == []
+    [alert] = of(events, "system-alert", "ship")
+    assert alert["code"] == "dependency-failed"
