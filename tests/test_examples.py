@@ -63,6 +63,11 @@ def test_team_file(cli: CLI) -> None:
     events = read_events(run / "events.jsonl")
     started = [e["processId"] for e in events if e["type"] == "process-started"]
     assert started == ["planner", "coder", "reviewer"]  # in dependency order
+    seq = {(e["type"], e["processId"]): e["seq"] for e in events if e["type"] != "process-output"}
+    # depends_on = { X = "succeeded" }: each starts after the one before it is done
+    assert seq["process-stopped", "planner"] < seq["process-started", "coder"]
+    assert seq["process-stopped", "coder"] < seq["process-started", "reviewer"]
+    assert seq["task-completed", "coder"] < seq["system-alert", "reviewer"]  # then approved
     tasks = [(e["type"], e["processId"], e["taskId"]) for e in events if "taskId" in e]
     assert tasks == [("task-assigned", "planner", "T-1"), ("task-completed", "coder", "T-1")]
     alert = next(e for e in events if e["type"] == "system-alert")
