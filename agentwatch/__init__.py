@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # options and errors (pure, no I/O)
     "AgentSpec": "agentwatch.config",
+    "DependencyCondition": "agentwatch.config",
     "RestartPolicy": "agentwatch.config",
     "ServerConfig": "agentwatch.config",
     "StdinMode": "agentwatch.config",
@@ -69,6 +70,7 @@ __all__ = [
     "AgentwatchError",
     "ClientError",
     "ConfigError",
+    "DependencyCondition",
     "Echo",
     "Filter",
     "Hub",
@@ -123,7 +125,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         follow,
         follow_batches,
     )
-    from agentwatch.config import AgentSpec, RestartPolicy, ServerConfig, StdinMode
+    from agentwatch.config import (
+        AgentSpec,
+        DependencyCondition,
+        RestartPolicy,
+        ServerConfig,
+        StdinMode,
+    )
     from agentwatch.errors import (
         AgentwatchError,
         ClientError,

@@ -16,6 +16,7 @@ import trio
 from conftest import py, read_events
 from test_server_support import TOKEN, request, wait_for
 
+import agentwatch
 from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig, StdinMode
 from agentwatch.errors import ConfigError
 from agentwatch.runner import Echo, Session, SessionOptions, run_session
@@ -51,6 +52,7 @@ def test_spec_takes_names_or_conditions() -> None:
         "y": DependencyCondition.COMPLETED,
     }
     assert AgentSpec("a", ("true",)).dependencies == {}
+    assert agentwatch.DependencyCondition is DependencyCondition  # public, with AgentSpec
     with pytest.raises(ConfigError, match="a: depends_on: x: unknown condition 'done'"):
         AgentSpec("a", ("true",), depends_on={"x": "done"})
     with pytest.raises(ConfigError, match="list of names or a mapping"):
