@@ -63,6 +63,7 @@ class SessionOptions:
     handle_signals: bool = True
     run_id: str | None = None
     subreaper: bool = False
+    prefix: bool = False  # echo `name | ` before each line (`up`)
 
 
 @dataclass
@@ -246,6 +247,7 @@ async def run_session(
         echo=opts.echo == Echo.RAW,
         watchdog=watchdog,
         take_terminal=take_terminal,
+        prefix=opts.prefix,
         log=lambda m: _stderr(f"agentwatch: {m}"),
     )
     session = Session(run_id, hub, supervisor)
@@ -320,10 +322,12 @@ async def run_session(
             if on_ready is not None:
                 on_ready(session)
             by_name = {p.name: p for p in procs}
+            await nursery.start(supervisor.serve_echo)  # the one writer of our stdout/stderr
             async with trio.open_nursery() as agents:
                 for proc in procs:
                     deps = [by_name[d] for d in proc.spec.depends_on]
                     agents.start_soon(_serve_agent, session, proc, deps)
+            await supervisor.wait_echoed()
             hub.close()
             await echo_done.wait()
             if ctx is not None:

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import math
 import os
 import signal
-import stat
-import sys
-import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +22,15 @@ from typing import Any
 import trio
 
 from agentwatch import spawn as sp
+from agentwatch.capture import (
+    DRAIN_AFTER_EXIT_S,
+    PARTIAL_FLUSH_S,
+    READ_BYTES,
+    EchoWriter,
+    PipeSet,
+    Pump,
+    drain,
+)
 from agentwatch.config import AgentSpec, StdinMode
 from agentwatch.errors import ProtocolError, SpawnError
 from agentwatch.events import (
@@ -42,9 +47,6 @@ from agentwatch.hub import JOURNAL_BACKLOG_BYTES, Hub
 from agentwatch.policy import Backoff, GiveUp, decide
 from agentwatch.proto.lines import LineSplitter
 
-READ_BYTES = 256 * 1024  # per read; <= the line limit keeps the splitter's fast path
-PARTIAL_FLUSH_S = 0.5  # SPEC 1: pending bytes without newline are flushed after this
-DRAIN_AFTER_EXIT_S = 0.5  # SPEC 1: output of leftover grandchildren waited for
 WAITING_SILENCE_S = 2.0  # SPEC 5: silent this long and reading stdin = waiting
 WAITING_POLL_S = 0.25  # how often a silent agent's syscall is checked
 MEMORY_POLL_S = 1.0  # how often the tree's RSS is checked under --max-memory
@@ -136,57 +138,6 @@ class ManagedProcess:
         }
 
 
-def _echo_blocks(fd: int) -> bool:
-    """Whether writing to ``fd`` may block (pipe, socket, terminal)."""
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)))
-
-
-@dataclass
-class Pump:
-    """One output pipe being read: done at EOF, idle while waiting for data."""
-
-    fd: int
-    done: trio.Event = field(default_factory=trio.Event)
-    idle: bool = False
-
-    def empty(self) -> bool:
-        """Whether the reader waits and nothing is left in the pipe."""
-        if self.done.is_set():
-            return True
-        if not self.idle:
-            return False
-        try:
-            buf = fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0")
-        except OSError:
-            return True
-        return int.from_bytes(buf, sys.byteorder) == 0
-
-
-async def drain(pumps: list[Pump], grace: float) -> None:
-    """Wait for EOF on every pump; after ``grace``, stop once they sit empty.
-
-    Output written before the exit is always read in full; a leftover
-    grandchild that keeps a pipe open only delays the return by ``grace``.
-    """
-    deadline = trio.current_time() + grace
-    while not all(p.done.is_set() for p in pumps):
-        if trio.current_time() >= deadline and all(p.empty() for p in pumps):
-            return
-        with trio.move_on_at(max(deadline, trio.current_time() + 0.05)):
-            for p in pumps:
-                await p.done.wait()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 class Supervisor:
     """Runs processes, publishes their events to the hub, obeys control requests."""
 
@@ -198,6 +149,7 @@ class Supervisor:
         echo: bool = False,
         watchdog: sp.Watchdog | None = None,
         take_terminal: bool = False,
+        prefix: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.hub = hub
@@ -209,7 +161,7 @@ class Supervisor:
         self.processes: dict[str, ManagedProcess] = {}
         self.shutting_down = False
         self._pumps: dict[str, list[Pump]] = {}
-        self._echo_blocking = {1: _echo_blocks(1), 2: _echo_blocks(2)}
+        self._echo = EchoWriter(prefix=prefix)  # `serve_echo` runs it
 
     def add(self, spec: AgentSpec) -> ManagedProcess:
         """Register a process (state `starting`) before it is served."""
@@ -217,7 +169,18 @@ class Supervisor:
             raise ProtocolError(f"process {spec.name!r} exists", status=409, code="conflict")
         proc = ManagedProcess(spec)
         self.processes[spec.name] = proc
+        self._echo.add_name(spec.name)
         return proc
+
+    async def serve_echo(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Echo the processes' output to our stdout and stderr, in order, until cancelled."""
+        await self._echo.serve(task_status=task_status)
+
+    async def wait_echoed(self) -> None:
+        """Wait until every byte read so far was echoed."""
+        await self._echo.wait_echoed()
 
     def get(self, name: str) -> ManagedProcess:
         """The process ``name``; ProtocolError 404 if unknown."""
@@ -421,8 +384,7 @@ class Supervisor:
         proc.running_event.set()
         pumps = [Pump(child.stdout_fd), Pump(child.stderr_fd)]
         self._pumps[proc.name] = pumps
-        nursery.start_soon(self._pump, proc, "stdout", pumps[0])
-        nursery.start_soon(self._pump, proc, "stderr", pumps[1])
+        nursery.start_soon(self._capture, proc, pumps)
         if proc.stop_reason is not None:  # stop requested while starting
             sp.signal_group(child.pid, signal.SIGTERM)
         rc = await self._wait_exit(proc, child)
@@ -511,53 +473,61 @@ class Supervisor:
             proc.state = ProcState.RUNNING
             proc.last_seq = self.hub.publish(PROCESS_RESUMED, proc.name, {})
 
-    async def _pump(self, proc: ManagedProcess, stream: str, pump: Pump) -> None:
-        splitter = LineSplitter(proc.spec.max_line_bytes)
-        reader = trio.lowlevel.FdStream(pump.fd)
-        echo_fd = 1 if stream == "stdout" else 2
-        blocking = self._echo_blocking[echo_fd]
-        pending_since = math.inf
+    async def _capture(self, proc: ManagedProcess, pumps: list[Pump]) -> None:
+        """Read stdout and stderr in one loop: journal first, then echo (SPEC 5)."""
+        limit = min(READ_BYTES, proc.spec.max_line_bytes)
+        streams = {pumps[0].fd: "stdout", pumps[1].fd: "stderr"}
+        targets = {pumps[0].fd: 1, pumps[1].fd: 2}
+        by_fd = {p.fd: p for p in pumps}
+        splitters = {fd: LineSplitter(proc.spec.max_line_bytes) for fd in streams}
+        pending_since = dict.fromkeys(streams, math.inf)
+        pipes = PipeSet(list(streams))
+        echo = self._echo
         try:
-            while True:
-                data = b""
-                with trio.move_on_at(pending_since + PARTIAL_FLUSH_S) as cs:
-                    pump.idle = True
+            while pipes.open:
+                flush_at = min(pending_since.values()) + PARTIAL_FLUSH_S
+                with trio.move_on_at(flush_at):
+                    if self.echo and echo.full:
+                        await echo.wait_room()  # a slow echo slows the agent, not the journal
+                    for p in pumps:
+                        p.idle = True
                     try:
-                        data = await reader.receive_some(min(READ_BYTES, proc.spec.max_line_bytes))
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        data = b""
+                        await pipes.wait()
                     finally:
-                        pump.idle = False
-                if cs.cancelled_caught:
-                    self._publish_output(proc, stream, splitter.flush_partial())
-                    pending_since = trio.current_time() if splitter.pending else math.inf
-                    continue
-                if not data:
-                    break
-                proc.bytes[stream] += len(data)
-                if self.echo:
-                    await self._echo(echo_fd, data, blocking)
-                self._publish_output(proc, stream, splitter.feed(data))
+                        for p in pumps:
+                            p.idle = False
+                now = trio.current_time()
+                for fd in [] if self.echo and echo.full else pipes.ready():
+                    data = pipes.read(fd, limit)
+                    if data is None:
+                        continue
+                    stream, splitter = streams[fd], splitters[fd]
+                    if not data:
+                        self._publish_output(proc, stream, splitter.finish())
+                        pending_since[fd] = math.inf
+                        by_fd[fd].done.set()
+                        continue
+                    proc.bytes[stream] += len(data)
+                    self._publish_output(proc, stream, splitter.feed(data))
+                    if self.echo:
+                        if echo.running:
+                            echo.put(targets[fd], data, proc.name)
+                        else:
+                            await echo.write_now(targets[fd], data, proc.name)
+                    if not splitter.pending:
+                        pending_since[fd] = math.inf
+                    elif pending_since[fd] == math.inf:
+                        pending_since[fd] = now
+                for fd, since in pending_since.items():
+                    if since + PARTIAL_FLUSH_S <= trio.current_time():
+                        self._publish_output(proc, streams[fd], splitters[fd].flush_partial())
+                        pending_since[fd] = now if splitters[fd].pending else math.inf
                 if self.hub.backlog_bytes > JOURNAL_BACKLOG_BYTES:
                     await self.hub.wait_journal()
-                if not splitter.pending:
-                    pending_since = math.inf
-                elif pending_since == math.inf:
-                    pending_since = trio.current_time()
-            self._publish_output(proc, stream, splitter.finish())
         finally:
-            pump.done.set()
-            with trio.CancelScope(shield=True):
-                await reader.aclose()
-
-    async def _echo(self, fd: int, data: bytes, blocking: bool) -> None:
-        try:
-            if blocking:
-                await trio.to_thread.run_sync(_write_all, fd, data)
-            else:
-                _write_all(fd, data)
-        except OSError:
-            self.echo = False  # our own stdout is gone; keep capturing
+            for p in pumps:
+                p.done.set()
+            pipes.close()
 
     async def _monitor(self, proc: ManagedProcess, pid: int) -> None:
         from agentwatch.procstats import TreeSampler, blocked_on_stdin
