@@ -62,6 +62,7 @@ _EXPORTS: dict[str, str] = {
     "find_server": "agentwatch.client",
     "follow": "agentwatch.client",
     "follow_batches": "agentwatch.client",
+    "follow_session": "agentwatch.client",
 }
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "find_server",
     "follow",
     "follow_batches",
+    "follow_session",
     "load_agents_file",
     "run_session",
     "serve",
@@ -124,6 +126,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
         find_server,
         follow,
         follow_batches,
+        follow_session,
     )
     from agentwatch.config import (
         AgentSpec,

@@ -14,6 +14,10 @@ with backoff and resumes from the last ``seq`` it delivered, so nothing is
 missed or repeated; it ends when the run ends (the server closes the stream
 once everything was sent) and raises `ClientError` when the server stays
 unreachable for `RECONNECT_GIVE_UP_S`.
+
+A program that started the run itself (`agentwatch.run_session`) follows it
+with `follow_session` instead: the same events from the hub, no network, so
+it cannot miss the start or the end of a short run.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from agentwatch.paths import (
 
 if TYPE_CHECKING:
     import trio
+
+    from agentwatch.runner import Session
 
 RECONNECT_GIVE_UP_S = 15.0  # failing to reconnect for this long: give up
 API_TIMEOUT_S = 10.0  # one REST call
@@ -262,3 +268,21 @@ def follow_batches(
     from agentwatch.client_stream import open_follow
 
     return open_follow(server, sub or Subscription(), transport, give_up_after, flatten=False)
+
+
+def follow_session(
+    session: Session, sub: Subscription | None = None
+) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[dict[str, Any]]]:
+    """The events of a run this program started, read from its hub (no network).
+
+    ``async with follow_session(session) as events: async for event in
+    events: ...``, right after ``session = await nursery.start(run_session,
+    ...)``. Like `follow`: from the run's first event (or ``sub.since`` /
+    ``sub.tail``), in ``seq`` order, each once, ``{"type":"gap",...}`` for
+    events gone from memory and journal; the channel ends once the run is
+    over and everything was delivered, however short the run and whether or
+    not it serves.
+    """
+    from agentwatch.client_local import open_session_follow
+
+    return open_session_follow(session.hub, sub or Subscription(), flatten=True)

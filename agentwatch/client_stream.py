@@ -24,6 +24,7 @@ import trio
 import trio_websocket as tws
 
 from agentwatch.client import EXIT_RETRY, TRANSPORTS, Server, Subscription
+from agentwatch.client_local import single_exception
 from agentwatch.errors import ClientError
 from agentwatch.paths import JOURNAL_FILE, live_discovery
 
@@ -73,20 +74,7 @@ async def open_follow(
                 yield recv
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _single(group) from None
-
-
-def _single(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The one exception in a (nested) group, else the group itself."""
-    leaves: list[BaseException] = []
-    todo: list[BaseException] = [group]
-    while todo:
-        exc = todo.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            todo.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else group
+        raise single_exception(group) from None
 
 
 async def _deliver(
@@ -187,7 +175,7 @@ async def _ws_session(server: Server, sub: Subscription, attempt: _Attempt, put:
                 finally:
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _ws_error(server, _single(group)) from None
+            raise _ws_error(server, single_exception(group)) from None
         except (tws.HandshakeError, trio.TooSlowError, OSError, trio.BrokenResourceError) as exc:
             raise _ws_error(server, exc) from None
 
@@ -263,8 +251,14 @@ def _ws_error(server: Server, exc: BaseException) -> BaseException:
         if exc.status_code not in (502, 503, 504):
             return ClientError(f"the server refused the WebSocket: HTTP {exc.status_code}")
         return ClientError(f"the server answered HTTP {exc.status_code}", exit_code=EXIT_RETRY)
-    retry = (tws.HandshakeError, tws.ConnectionClosed, trio.TooSlowError, OSError)
-    if isinstance(exc, retry | trio.BrokenResourceError):
+    retry = (
+        tws.HandshakeError,
+        tws.ConnectionClosed,
+        trio.TooSlowError,
+        trio.BrokenResourceError,
+        OSError,
+    )
+    if isinstance(exc, retry):
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         return ClientError(f"websocket: {reason}", exit_code=EXIT_RETRY)
     return exc

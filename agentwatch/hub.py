@@ -40,7 +40,7 @@ from agentwatch.events import (
     encode_output,
     format_timestamp,
 )
-from agentwatch.journal import Journal, read_journal
+from agentwatch.journal import Journal
 from agentwatch.proto.lines import Segment
 
 HISTORY_MAX_EVENTS = 1_000_000  # in-memory tail of the journal, in events
@@ -367,8 +367,17 @@ class Hub:
         flush()
         return Read(out, cursor)
 
-    def tail_cursor(self, flt: Filter, n: int) -> int:
-        """The cursor from which exactly the last ``n`` matching events follow."""
+    async def tail_cursor(self, flt: Filter, n: int) -> int:
+        """The cursor from which exactly the last ``n`` matching events follow.
+
+        The in-memory history answers most requests at once. When it holds
+        fewer than ``n`` matching events (a quiet process in a long run), the
+        journal is scanned backwards, chunk by chunk, in a worker thread: a
+        scan of hundreds of MiB must not stall every connection and pipe
+        reader on the event loop. The thread reads only chunks the index
+        already records (written and flushed before ``memory_first_seq``),
+        so the journal writer appending meanwhile is never in its way.
+        """
         if n <= 0:
             return self.last_seq
         need = n
@@ -378,16 +387,14 @@ class Hub:
                     return b.first_seq + (b.count - need) - 1
                 need -= b.count
         mem_first = self.memory_first_seq
-        if self.journal is None or not self.journal.covers(1):
+        journal = self.journal
+        if journal is None or not journal.covers(1):
             return max(mem_first - 1, 0) if mem_first > 1 else 0
-        seqs: deque[int] = deque(maxlen=need)
-        for line in read_journal(self.journal.path):
-            meta = decode_meta(line)
-            if meta.seq >= mem_first:
-                break
-            if flt.matches(meta.type, meta.processId, meta.stream):
-                seqs.append(meta.seq)
-        return seqs[0] - 1 if len(seqs) == need else 0
+        last_chunk = journal.chunk_of(mem_first - 1)
+        # Not abandoned on cancellation: the journal stays open until the thread is done.
+        return await trio.to_thread.run_sync(
+            _journal_tail, journal, last_chunk, mem_first, flt, need
+        )
 
     # ---- clients ----------------------------------------------------------
 
@@ -409,6 +416,32 @@ class Hub:
         if behind and not client.catching_up:
             self.catchups += 1
         client.catching_up = behind
+
+
+def _journal_tail(journal: Journal, last_chunk: int, before: int, flt: Filter, need: int) -> int:
+    """The cursor before the last ``need`` matching events with seq < ``before``.
+
+    Runs in a worker thread: reads chunks ``last_chunk`` down to 0 of the
+    journal's index (complete, immutable ranges of the file, except that the
+    newest is cut at the size the index records) and stops as soon as it
+    has found ``need`` events. 0 when there are fewer.
+    """
+    for i in range(last_chunk, -1, -1):
+        try:
+            lines, _ = journal.read_chunk(i)
+        except (JournalError, OSError):
+            return 0  # unreadable: from the start, where reads report the loss as a gap
+        seqs = []
+        for line in lines:
+            meta = decode_meta(line)
+            if meta.seq >= before:
+                break
+            if flt.matches(meta.type, meta.processId, meta.stream):
+                seqs.append(meta.seq)
+        if len(seqs) >= need:
+            return seqs[-need] - 1
+        need -= len(seqs)
+    return 0
 
 
 def _collect(

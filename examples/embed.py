@@ -54,7 +54,10 @@ async def main() -> int:
         # hands over the live Session (hub, supervisor, URL, token).
         session: aw.Session = await nursery.start(aw.run_session, specs, opts)
         print(f"serving {session.url}/?token={session.token} (run {session.run_id})")
-        server = aw.Server(session.url or "", session.token)
+        # The run's own discovery entry: if the connection is lost after the run
+        # ended, `follow` finishes from the journal. (`aw.follow_session(session)`
+        # reads the hub directly, with no network at all.)
+        server = aw.find_server(run_id=session.run_id, home=opts.home)
         subscription = aw.Subscription(
             types=("process-output", "process-stopped", "task-completed")
         )

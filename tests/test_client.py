@@ -4,6 +4,8 @@ and the lazy public API."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import socket
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio_websocket
 from conftest import py, read_events
 from test_cli_support import Proxy, proxy_to
 
@@ -334,3 +337,124 @@ async def test_run_ends_while_disconnected_rest_from_the_journal(
     journal = journal_of(tmp_path, session)
     assert got == [e for e in journal if e["processId"] == "talker"]
     assert got[-1]["type"] == "process-stopped"
+
+
+# ---------------------------------------------------------------------------
+# Retryable WebSocket failures, the server's close codes, follow_session
+
+
+async def test_a_failed_websocket_handshake_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that hangs up during the handshake: retried, then a clean ClientError.
+
+    (Once, every retryable WebSocket failure crashed with a TypeError instead.)
+    """
+    monkeypatch.setattr("agentwatch.client_stream.CONNECT_TIMEOUT_S", 0.5)
+    accepted = 0
+
+    async def hang_up(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        await stream.receive_some(4096)  # the upgrade request...
+        await stream.aclose()  # ... and no answer
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, hang_up, 0, host="127.0.0.1")
+            )
+            port = listeners[0].socket.getsockname()[1]
+            with pytest.raises(ClientError, match="lost the connection") as info:
+                await drain(Server(f"http://127.0.0.1:{port}"), "ws")
+            assert accepted >= 2  # it did retry
+            assert info.value.exit_code == 1
+            nursery.cancel_scope.cancel()
+
+
+QUICK = "print('hello'); print('bye')"
+
+
+def quick_session(tmp_path: Path, **kw: Any) -> tuple[list[AgentSpec], SessionOptions]:
+    spec = AgentSpec("quick", tuple(py(QUICK)), stats_interval=0)
+    opts = SessionOptions(
+        server=ServerConfig(token=TOKEN),
+        home=tmp_path,
+        echo=Echo.NONE,
+        quiet_server=True,
+        handle_signals=False,
+        **kw,
+    )
+    return [spec], opts
+
+
+async def test_follow_session_has_every_event_of_a_short_run(tmp_path: Path) -> None:
+    """The agent may end before the follower reads anything: it still gets it all."""
+    for i in range(5):
+        specs, opts = quick_session(tmp_path / str(i))
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                session: Session = await nursery.start(run_session, specs, opts)
+                await session.supervisor.processes["quick"].done_event.wait()  # over already
+                async with agentwatch.follow_session(session) as events:
+                    got = [e async for e in events]
+        assert got == journal_of(tmp_path / str(i), session)
+        assert [e["output"] for e in got if e["type"] == "process-output"] == ["hello", "bye"]
+
+
+async def test_follow_session_filters_tail_and_no_server(tmp_path: Path) -> None:
+    specs, opts = quick_session(tmp_path, no_journal=True)
+    opts = dataclasses.replace(opts, server=None)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, opts)
+            sub = Subscription(types=("process-output",), tail=1)
+            await session.supervisor.processes["quick"].done_event.wait()
+            async with agentwatch.follow_session(session, sub) as events:
+                got = [e["output"] async for e in events]
+    assert got == ["bye"]
+
+
+async def read_until_closed(ws: trio_websocket.WebSocketConnection) -> None:
+    while True:
+        await ws.get_message()
+
+
+async def test_server_stop_tells_a_client_without_everything_1001(tmp_path: Path) -> None:
+    """1000 means "the run is over and you have everything": never say it otherwise.
+
+    A /ws client that has not subscribed yet when the server stops is told
+    1001 (going away), so `follow` reconnects or reads the journal instead of
+    ending with nothing (it used to get 1000).
+    """
+    go = tmp_path / "go"
+    specs, opts = talker_session(tmp_path, go)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, opts)
+            host, port = (session.url or "").removeprefix("http://").rsplit(":", 1)
+            headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
+            # our own TCP stream: trio-websocket leaves it open when the server closes
+            async with (
+                await trio.open_tcp_stream(host, int(port)) as stream,
+                trio.open_nursery() as ws_nursery,
+            ):
+                ws = await trio_websocket.wrap_client_stream(
+                    ws_nursery, stream, f"{host}:{port}", "/ws?batch=1", extra_headers=headers
+                )
+                go.touch()  # the run ends while this client has asked for nothing
+                with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                    await read_until_closed(ws)
+                ws_nursery.cancel_scope.cancel()
+            assert info.value.reason.code == 1001
+
+
+async def test_a_caught_up_client_is_told_1000_and_follow_ends(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    go.touch()
+    specs, opts = talker_session(tmp_path, go)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, opts)
+            server = Server(session.url or "", TOKEN)  # no discovery: only the server's word
+            async with follow(server, give_up_after=1.0) as events:
+                got = [e async for e in events]
+    assert got == journal_of(tmp_path, session)

@@ -76,18 +76,18 @@ def test_make_filter() -> None:
     )
 
 
-def test_start_cursor(tmp_path: Path) -> None:
+async def test_start_cursor(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.jsonl")
     journal.open()
     hub = Hub(journal)
     for i in range(10):
         hub.publish("x-n", "a" if i % 2 else "b", {"i": i})
     only_a = Filter(frozenset({"a"}))
-    assert start_cursor(hub, only_a, None, None) == 10
-    assert start_cursor(hub, only_a, 3, None) == 3
-    assert start_cursor(hub, only_a, None, 2) == 7  # a's events are the even seqs
-    assert start_cursor(hub, only_a, 8, 3) == 8
-    assert start_cursor(hub, only_a, None, 100) == 0
+    assert await start_cursor(hub, only_a, None, None) == 10
+    assert await start_cursor(hub, only_a, 3, None) == 3
+    assert await start_cursor(hub, only_a, None, 2) == 7  # a's events are the even seqs
+    assert await start_cursor(hub, only_a, 8, 3) == 8
+    assert await start_cursor(hub, only_a, None, 100) == 0
     journal.close()
 
 

@@ -99,7 +99,7 @@ async def _send_history(
 ) -> None:
     hub = ctx.hub
     since, tail = sse.int_param(request, "since"), sse.int_param(request, "tail")
-    cursor = start_cursor(hub, flt, since, tail) if tail is not None else since or 0
+    cursor = await start_cursor(hub, flt, since, tail) if tail is not None else since or 0
     limit = _limit(request)
     batches: list[EventBatch] = []
     gaps: list[dict[str, int]] = []

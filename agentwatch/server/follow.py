@@ -3,7 +3,7 @@
 A subscription is a cursor and a filter over the hub (SPEC 4.4)::
 
     async with open_subscriber(ctx, "ws", remote, stream) as subscriber:
-        sub = subscriber.subscribe("builder", make_filter(["builder"]), since=None, tail=10)
+        sub = await subscriber.subscribe("builder", make_filter(["builder"]), since=None, tail=10)
         await follow(ctx.hub, sub, sink, progress=subscriber.progress)
 
 `follow` reads what is after the cursor (memory history, else journal,
@@ -79,15 +79,16 @@ def make_filter(
     return Filter(pids, kinds, stream)
 
 
-def start_cursor(hub: Hub, flt: Filter, since: int | None, tail: int | None) -> int:
+async def start_cursor(hub: Hub, flt: Filter, since: int | None, tail: int | None) -> int:
     """Where a new subscription starts: after ``since``, the last ``tail``, or live.
 
     With both, the last ``tail`` events after ``since``; with neither, only
-    events published from now on.
+    events published from now on. A ``tail`` may scan the journal (in a
+    worker thread, see `Hub.tail_cursor`).
     """
     if tail is None:
         return hub.last_seq if since is None else since
-    cursor = hub.tail_cursor(flt, tail)
+    cursor = await hub.tail_cursor(flt, tail)
     return cursor if since is None else max(since, cursor)
 
 
@@ -144,12 +145,13 @@ class Subscriber:
         self.client = client
         self.subscriptions: dict[str, Subscription] = {}
 
-    def subscribe(
+    async def subscribe(
         self, key: str, flt: Filter, *, since: int | None = None, tail: int | None = None
     ) -> Subscription:
         """Add (or replace) the subscription ``key``, starting at its cursor."""
+        cursor = await start_cursor(self.ctx.hub, flt, since, tail)
         self.unsubscribe(key)
-        sub = Subscription(key, flt, start_cursor(self.ctx.hub, flt, since, tail))
+        sub = Subscription(key, flt, cursor)
         self.subscriptions[key] = sub
         self._update()
         return sub

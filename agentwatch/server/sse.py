@@ -95,7 +95,7 @@ async def _serve(
     since, tail = resume_point(request), int_param(request, "tail")
     conn.keep_alive = False  # the stream ends with the connection
     async with open_subscriber(ctx, "sse", request.remote, conn.stream) as subscriber:
-        sub = subscriber.subscribe(
+        sub = await subscriber.subscribe(
             process_id or ",".join(pids or ["*"]), flt, since=since, tail=tail
         )
         await conn.start_stream(200, content_type="text/event-stream", headers=SSE_HEADERS)

@@ -110,8 +110,9 @@ async def accept_websocket(
 ) -> AsyncIterator[ServerWebSocket]:
     """Complete the upgrade of ``request``; yield the open WebSocket.
 
-    On exit the WebSocket is closed (code 1000 unless the block closed it
-    already) and its background tasks end.
+    On exit the WebSocket is closed (unless the block closed it already:
+    code 1000 when the block returned, 1001 "going away" when it was
+    cancelled or failed) and its background tasks end.
     """
     stream = conn.detach(request)
     async with trio.open_nursery() as nursery:
@@ -124,9 +125,11 @@ async def accept_websocket(
         )
         ws = ServerWebSocket(await ws_request.accept(), stream, request.remote)
         nursery.start_soon(ws.keep_alive, limits.ws_ping_interval, limits.ws_pong_timeout)
+        code = 1001
         try:
             yield ws
+            code = 1000
         finally:
             with trio.CancelScope(shield=True):
-                await ws.aclose()
+                await ws.aclose(code)
             nursery.cancel_scope.cancel()

@@ -41,6 +41,9 @@ from agentwatch.server.limits import Limits
 from agentwatch.server.websocket import ServerWebSocket, accept_websocket
 
 RUN_FINISHED = "run finished"  # close reason once every subscription has everything
+CLOSE_FINISHED = 1000  # the run is over and every subscription has everything: do not retry
+CLOSE_GOING_AWAY = 1001  # the server stops before that: a client reconnects or reads the journal
+GOING_AWAY = "server shutting down"
 
 
 class WSSink:
@@ -105,7 +108,7 @@ class WSSession:
         elif isinstance(message, Subscribe):
             key = message.process_id
             flt = make_filter(None if key == ALL_PROCESSES else [key], message.types)
-            sub = self.subscriber.subscribe(key, flt, since=message.since, tail=message.tail)
+            sub = await self.subscriber.subscribe(key, flt, since=message.since, tail=message.tail)
             await self.ws.send_frames(
                 [reply({"type": "subscribed", "processId": key, "lastSeq": hub.last_seq})]
             )
@@ -129,7 +132,21 @@ class WSSession:
         if lost:
             await self.ws.aclose()  # ends the receive loop, hence the connection
         elif self.ctx.hub.finished and sub.active and self.following == 0:
-            await self.ws.aclose(1000, RUN_FINISHED)
+            await self.ws.aclose(CLOSE_FINISHED, RUN_FINISHED)
+
+    def final_close(self) -> tuple[int, str]:
+        """The close code when the connection ends under us (the server stops).
+
+        1000 says "the run is over, you have everything", so a client ends
+        instead of reconnecting: only true when the hub is finished and every
+        subscription was sent its last event. A connection that has not
+        subscribed yet, or is behind, is told 1001 (going away).
+        """
+        hub = self.ctx.hub
+        subs = self.subscriber.subscriptions.values()
+        if hub.finished and subs and all(s.cursor >= hub.last_seq for s in subs):
+            return CLOSE_FINISHED, RUN_FINISHED
+        return CLOSE_GOING_AWAY, GOING_AWAY
 
 
 async def handle_ws(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
@@ -145,4 +162,8 @@ async def handle_ws(ctx: ServerContext, conn: HTTPConnection, request: Request) 
                 await session.receive_loop(nursery)
             except ConnectionClosed:
                 pass
+            finally:  # cancelled (the server stops): say whether the client has everything
+                if ws.closed is None:
+                    with trio.CancelScope(shield=True):
+                        await ws.aclose(*session.final_close())
             nursery.cancel_scope.cancel()
