@@ -21,7 +21,7 @@ from test_server_support import (
 
 from agentwatch.config import AgentSpec, ServerConfig, StdinMode
 from agentwatch.errors import ConfigError
-from agentwatch.server import api, app, serve
+from agentwatch.server import api, serve
 from agentwatch.server.context import ServerContext
 from agentwatch.supervisor import ProcState
 
@@ -575,11 +575,10 @@ async def test_port_in_use_is_config_error(tmp_path: Path) -> None:
 
 
 async def test_socketio_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``/socket.io/`` goes to ``agentwatch.server.socketio`` when it exists."""
-    import types
-
+    """``/socket.io/`` goes to ``agentwatch.server.socketio``: polling, upgrades, origins."""
     from trio_websocket import open_websocket_url
 
+    from agentwatch.server import socketio
     from agentwatch.server.http import HTTPConnection, Request
     from agentwatch.server.websocket import ServerWebSocket
 
@@ -598,16 +597,9 @@ async def test_socketio_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
     with trio.fail_after(10):
         async with running_server(tmp_path) as ctx:
-            # no module (yet): 404, and no token needed to get that far
-            monkeypatch.setattr(app, "SOCKETIO_MODULE", "agentwatch.server.no_such_module")
-            resp = await request(ctx, "GET", "/socket.io/?EIO=4&transport=polling", auth=False)
-            assert resp.status == 404
-            fake = types.ModuleType("fake_socketio")
-            fake.handle_http = handle_http  # type: ignore[attr-defined]
-            fake.handle_websocket = handle_websocket  # type: ignore[attr-defined]
-            fake.accepts_websocket = lambda ctx, request: True  # type: ignore[attr-defined]
-            monkeypatch.setitem(sys.modules, "fake_socketio", fake)
-            monkeypatch.setattr(app, "SOCKETIO_MODULE", "fake_socketio")
+            monkeypatch.setattr(socketio, "handle_http", handle_http)
+            monkeypatch.setattr(socketio, "handle_websocket", handle_websocket)
+            monkeypatch.setattr(socketio, "accepts_websocket", lambda ctx, request: True)
             resp = await request(
                 ctx, "POST", "/socket.io/?EIO=4&transport=polling", body=b"40", auth=False
             )

@@ -316,7 +316,8 @@ def test_stop_kills_descendants_in_other_groups(
 def test_children_die_with_agentwatch_even_by_sigkill(cli: CLI) -> None:
     """PR_SET_PDEATHSIG and the watchdog: children (and grandchildren) of a
     SIGKILLed agentwatch die within about a second, also after the 10 s
-    that trio's idle worker threads live (NOTES.md)."""
+    that trio's idle worker threads live (a pdeathsig armed from one of those
+    threads once killed every agent 10 s after its start)."""
     journal = cli.home / "events.jsonl"
     t_start = time.monotonic()
     proc = start(cli, journal, ["sh", "-c", "sleep 30 & sleep 30"])

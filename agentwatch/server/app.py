@@ -13,8 +13,6 @@ needs the token (401), exists (404) and takes the method (405).
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from urllib.parse import unquote
 
 from agentwatch.errors import ProtocolError
@@ -25,28 +23,16 @@ from agentwatch.server.http import HTTPConnection, Request
 from agentwatch.server.websocket import accept_websocket
 
 SOCKETIO_PREFIX = "/socket.io/"
-SOCKETIO_MODULE = "agentwatch.server.socketio"
-
-
-def _socketio_module() -> ModuleType | None:
-    """The Socket.IO module, or None while it does not exist."""
-    try:
-        return importlib.import_module(SOCKETIO_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name == SOCKETIO_MODULE:
-            return None
-        raise
 
 
 async def _socketio(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
-    module = _socketio_module()
-    if module is None:
-        raise ProtocolError("Socket.IO is not available", status=404, code="not-found")
-    if request.is_websocket and module.accepts_websocket(ctx, request):
+    from agentwatch.server import socketio  # loaded by the first Socket.IO request
+
+    if request.is_websocket and socketio.accepts_websocket(ctx, request):
         async with accept_websocket(conn, request, ctx.limits) as ws:
-            await module.handle_websocket(ctx, ws, request)
+            await socketio.handle_websocket(ctx, ws, request)
     else:
-        await module.handle_http(ctx, conn, request, request.body)
+        await socketio.handle_http(ctx, conn, request, request.body)
 
 
 async def _route(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:

@@ -36,7 +36,6 @@ class ConnStream(trio.abc.Stream):
         self.send_timeout = send_timeout
         self.stalled = False
         self.torn = False  # a send was interrupted mid-message: nothing more may follow
-        self.bytes_sent = 0
         self._prefix = b""
         self._lock = trio.StrictFIFOLock()
 
@@ -60,7 +59,6 @@ class ConnStream(trio.abc.Stream):
                 if scope.cancelled_caught:
                     self.stalled = True
                     raise Stalled(f"peer read nothing for {self.send_timeout:g} s")
-                self.bytes_sent += len(chunk)
             self.torn = False
 
     async def wait_send_all_might_not_block(self) -> None:
