@@ -22,7 +22,7 @@ import trio
 from agentwatch import __version__
 from agentwatch import spawn as sp
 from agentwatch.agentfile import check_dependencies
-from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig
+from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig, StdinMode
 from agentwatch.errors import JournalError
 from agentwatch.events import SYSTEM_ALERT, format_timestamp
 from agentwatch.hub import Filter, Hub
@@ -35,6 +35,7 @@ from agentwatch.paths import (
     write_discovery,
 )
 from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor
+from agentwatch.terminal import Console, owns_terminal
 
 DEFAULT_LINGER_MAX_S = 2.0  # SPEC 6: wait for connected subscribers at most this long
 CLOSE_GRACE_S = 0.5  # then at most this long for caught-up subscribers to close
@@ -157,16 +158,42 @@ async def _serve_agent(session: Session, proc: ManagedProcess, deps: list[Manage
         session.failures.append(proc.name)
 
 
-async def _follow_signals(supervisor: Supervisor, linger_scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
-        seen_int = False
+@dataclass
+class _Interrupts:
+    """SIGINT, SIGTERM, SIGHUP and the Ctrl-C typed into a relayed terminal (SPEC 5).
+
+    Each is forwarded and starts the grace period; a second interrupt (either
+    kind) kills every tree; any of them ends ``--linger``.
+    """
+
+    supervisor: Supervisor
+    linger_scope: trio.CancelScope
+    seen_int: bool = False
+
+    def signal(self, signum: int, *, delivered: bool = False) -> None:
+        """``signum`` reached agentwatch (``delivered``: the agents got it too)."""
+        self.linger_scope.cancel()  # a signal after the agents ended stops --linger too
+        if signum == signal.SIGINT and self.seen_int:
+            self.supervisor.kill_all()
+            return
+        self.seen_int = self.seen_int or signum == signal.SIGINT
+        self.supervisor.forward_signal(signum, send=not delivered)
+
+    def ctrl_c(self, delivered: bool) -> None:
+        """A Ctrl-C typed while our terminal is relayed (raw, so no SIGINT for us)."""
+        self.signal(signal.SIGINT, delivered=delivered)
+
+
+async def _follow_signals(interrupts: _Interrupts, console: Console | None) -> None:
+    signums = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    if console is not None:
+        signums.append(signal.SIGWINCH)  # our terminal was resized: so is the agent's
+    with trio.open_signal_receiver(*signums) as signals:
         async for signum in signals:
-            linger_scope.cancel()  # a signal after the agents ended stops --linger too
-            if signum == signal.SIGINT and seen_int:
-                supervisor.kill_all()
-                continue
-            seen_int = seen_int or signum == signal.SIGINT
-            supervisor.forward_signal(signum)
+            if signum == signal.SIGWINCH and console is not None:
+                console.resize()
+            else:
+                interrupts.signal(signum)
 
 
 async def _echo_json(hub: Hub) -> None:
@@ -241,12 +268,14 @@ async def run_session(
             {"level": "error", "code": "journal-error", "message": "journal could not be opened"},
         )
     watchdog = sp.Watchdog()
-    take_terminal = opts.handle_signals and sp.owns_terminal() and opts.echo != Echo.NONE
+    console = None  # SPEC 5: in a terminal, inherited-stdin agents get a relayed pty
+    if opts.handle_signals and owns_terminal() and any(s.stdin is StdinMode.INHERIT for s in specs):
+        console = Console(out_fd=2 if opts.echo == Echo.JSON else 1)  # keep --json stdout clean
     supervisor = Supervisor(
         hub,
         echo=opts.echo == Echo.RAW,
         watchdog=watchdog,
-        take_terminal=take_terminal,
+        console=console,
         prefix=opts.prefix,
         log=lambda m: _stderr(f"agentwatch: {m}"),
     )
@@ -274,11 +303,12 @@ async def run_session(
         sp.become_subreaper()
     watchdog.start()
     linger_scope = trio.CancelScope()
+    interrupts = _Interrupts(supervisor, linger_scope)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.serve_journal)
             if opts.handle_signals:
-                nursery.start_soon(_follow_signals, supervisor, linger_scope)
+                nursery.start_soon(_follow_signals, interrupts, console)
             echo_done = trio.Event()
             if opts.echo == Echo.JSON:
 
@@ -323,7 +353,10 @@ async def run_session(
                 on_ready(session)
             by_name = {p.name: p for p in procs}
             await nursery.start(supervisor.serve_echo)  # the one writer of our stdout/stderr
-            async with trio.open_nursery() as agents:
+            relay: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+            if console is not None:  # raw while the agents run; cooked again for the linger
+                relay = console.open_relay(interrupts.ctrl_c)
+            async with relay, trio.open_nursery() as agents:
                 for proc in procs:
                     deps = [by_name[d] for d in proc.spec.depends_on]
                     agents.start_soon(_serve_agent, session, proc, deps)
@@ -341,8 +374,6 @@ async def run_session(
         with contextlib.suppress(OSError):
             marker_path.parent.rmdir()  # only if empty: a run that kept no journal here
         watchdog.close()
-        if take_terminal:
-            sp.take_back_terminal()
         if journal is not None:
             journal.close()
     return exit_status(session)

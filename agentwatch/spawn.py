@@ -2,11 +2,12 @@
 
 Children are forked from the main thread with ``subprocess.Popen``: a
 `PR_SET_PDEATHSIG` set in the child fires when the *forking thread* exits,
-and trio's worker threads exit after 10 s idle (NOTES.md). Each child gets
-its own process group. A small `Watchdog` process, in its own session,
-holds the read end of a pipe that only agentwatch can write: if agentwatch
-dies, even by SIGKILL, the read returns EOF and the watchdog SIGKILLs every
-registered process group.
+and trio's worker threads exit after 10 s idle. Each child gets its own
+process group; one relayed from our terminal (`agentwatch.terminal`) leads
+a new session on its own pseudo-terminal, its group id still its pid. A
+small `Watchdog` process, in its own session, holds the read end of a pipe
+that only agentwatch can write: if agentwatch dies, even by SIGKILL, the
+read returns EOF and the watchdog SIGKILLs every registered process group.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ import sys
 import termios
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agentwatch.config import StdinMode
 from agentwatch.errors import SpawnError
+
+if TYPE_CHECKING:
+    from agentwatch.terminal import Console, PtySettings
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -137,38 +142,30 @@ def _winsize() -> tuple[int, int]:
     return DEFAULT_WINSIZE
 
 
-def _make_preexec(take_terminal: bool) -> Callable[[], None]:
+def _make_preexec(controlling_terminal: bool) -> Callable[[], None]:
     libc = _libc()
 
-    def preexec() -> None:  # runs in the child, after setpgid
+    def preexec() -> None:  # runs in the child, after setsid or setpgid
         if libc is not None:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        if take_terminal:
-            old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        if controlling_terminal:  # stdin is the new pty, and we lead a new session
             with contextlib.suppress(OSError):
-                os.tcsetpgrp(0, os.getpgrp())
-            signal.signal(signal.SIGTTOU, old)
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     return preexec
 
 
-def owns_terminal() -> bool:
-    """Whether our stdin is a terminal whose foreground group is ours."""
-    try:
-        return os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
-    except OSError:
-        return False
-
-
-def take_back_terminal() -> None:
-    """Make our process group the terminal's foreground group again."""
-    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-    try:
-        with contextlib.suppress(OSError):
-            os.tcsetpgrp(0, os.getpgrp())
-    finally:
-        signal.signal(signal.SIGTTOU, old)
+def _open_pty(settings: PtySettings | None) -> tuple[int, int]:
+    """A new pseudo-terminal (master, slave) with ``settings``, else ours or 120x40."""
+    master, slave = os.openpty()
+    if settings is not None:
+        termios.tcsetattr(slave, termios.TCSANOW, settings.attrs)
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, settings.winsize)
+    else:
+        rows, cols = _winsize()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return master, slave
 
 
 def _grow_pipe(fd: int) -> None:
@@ -183,44 +180,62 @@ def spawn(
     env: dict[str, str],
     stdin: StdinMode,
     tty: bool,
-    take_terminal: bool = False,
+    console: Console | None = None,
 ) -> Spawned:
-    """Start ``argv`` in its own process group; raise `SpawnError` on failure."""
+    """Start ``argv`` in its own process group; raise `SpawnError` on failure.
+
+    With a relaying ``console`` and ``stdin`` inherited, the child's stdin (and
+    with ``tty`` its stdout) is a new pseudo-terminal, its controlling
+    terminal in a new session, and the master goes to ``console.attach``.
+    Otherwise stdin is ours or /dev/null, and ``tty`` makes stdout a pty.
+    """
     argv = list(argv)
-    out_r, out_w = os.openpty() if tty else os.pipe()
-    err_r, err_w = os.pipe()
-    if tty:
-        rows, cols = _winsize()
-        fcntl.ioctl(out_w, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    relayed = console.pty_settings() if console is not None and stdin is StdinMode.INHERIT else None
+    pty = _open_pty(relayed) if relayed is not None or tty else None
+    if tty and pty is not None:
+        out_r, out_w = pty
     else:
+        out_r, out_w = os.pipe()
         _grow_pipe(out_w)
+    err_r, err_w = os.pipe()
     _grow_pipe(err_w)
+    ours = {out_r, out_w, err_r, err_w, *(pty or ())}
+    child_stdin: int | None = None if stdin is StdinMode.INHERIT else subprocess.DEVNULL
+    if relayed is not None and pty is not None:
+        child_stdin = pty[1]
     try:
         popen = subprocess.Popen(
             argv,
             cwd=cwd,
             env=env,
-            stdin=subprocess.DEVNULL if stdin is StdinMode.DEVNULL else None,
+            stdin=child_stdin,
             stdout=out_w,
             stderr=err_w,
             close_fds=True,
-            process_group=0,
-            preexec_fn=_make_preexec(take_terminal),
+            start_new_session=relayed is not None,  # a session leader's pid is its group's
+            process_group=None if relayed is not None else 0,
+            preexec_fn=_make_preexec(controlling_terminal=relayed is not None),
         )
     except FileNotFoundError as exc:
-        for fd in (out_r, out_w, err_r, err_w):
-            os.close(fd)
+        _close(ours)
         where = f" (in {cwd})" if cwd and not os.path.isdir(cwd) else ""
         raise SpawnError(f"command not found: {argv[0]}{where}", exit_code=127) from exc
     except (PermissionError, OSError) as exc:
-        for fd in (out_r, out_w, err_r, err_w):
-            os.close(fd)
+        _close(ours)
         code = 126 if isinstance(exc, PermissionError) or exc.errno == errno.ENOEXEC else 127
         raise SpawnError(f"cannot execute {argv[0]}: {exc.strerror}", exit_code=code) from exc
-    os.close(out_w)
-    os.close(err_w)
+    _close({out_w, err_w, *(pty[1:] if pty else ())})  # the child's ends
     pidfd = os.pidfd_open(popen.pid)
+    if console is not None and relayed is not None and pty is not None:
+        # with --tty the supervisor reads (and closes) the master: the console gets its own
+        console.attach(os.dup(pty[0]) if tty else pty[0], relay_output=not tty)
     return Spawned(popen, out_r, err_r, pidfd, tty)
+
+
+def _close(fds: Iterable[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -251,18 +266,3 @@ def kill_tree(pid: int, pgid: int, extra: Iterable[int] = ()) -> None:
     for p in pids:
         with contextlib.suppress(OSError):
             os.kill(p, signal.SIGKILL)
-
-
-def reap_orphans(managed: set[int]) -> None:
-    """Reap adopted descendants (we are a subreaper) that are not managed."""
-    import psutil
-
-    try:
-        kids = psutil.Process().children()
-    except psutil.Error:
-        return
-    for k in kids:
-        if k.pid in managed:
-            continue
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(k.pid, os.WNOHANG)

@@ -46,6 +46,7 @@ from agentwatch.events import (
 from agentwatch.hub import JOURNAL_BACKLOG_BYTES, Hub
 from agentwatch.policy import Backoff, GiveUp, decide
 from agentwatch.proto.lines import LineSplitter
+from agentwatch.terminal import Console
 
 WAITING_SILENCE_S = 2.0  # SPEC 5: silent this long and reading stdin = waiting
 WAITING_POLL_S = 0.25  # how often a silent agent's syscall is checked
@@ -148,7 +149,7 @@ class Supervisor:
         env: dict[str, str] | None = None,
         echo: bool = False,
         watchdog: sp.Watchdog | None = None,
-        take_terminal: bool = False,
+        console: Console | None = None,
         prefix: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> None:
@@ -157,7 +158,7 @@ class Supervisor:
         self.env = dict(env or {})
         self.echo = echo
         self.watchdog = watchdog
-        self.take_terminal = take_terminal
+        self.console = console  # relays our terminal to inherited-stdin agents
         self.processes: dict[str, ManagedProcess] = {}
         self.shutting_down = False
         self._pumps: dict[str, list[Pump]] = {}
@@ -225,8 +226,12 @@ class Supervisor:
             raise ProtocolError(f"process {name!r} is not running", status=409, code="conflict")
         sp.signal_group(proc.pid, sig)
 
-    def forward_signal(self, sig: int) -> None:
-        """A signal reached agentwatch: pass it on and stop every process."""
+    def forward_signal(self, sig: int, *, send: bool = True) -> None:
+        """A signal reached agentwatch: pass it on and stop every process.
+
+        ``send=False`` when it reached the processes already (a Ctrl-C typed
+        into their pseudo-terminal): only the stopping and its grace start.
+        """
         self.shutting_down = True
         for proc in self.processes.values():
             if proc.state in (ProcState.EXITED, ProcState.FAILED):
@@ -234,7 +239,8 @@ class Supervisor:
             proc.stop_reason = proc.stop_reason or "signal"
             if proc.pid is not None and proc.state in (*ACTIVE, ProcState.STOPPING):
                 proc.stop_tree.update(sp.tree_pids(proc.pid))
-                sp.signal_group(proc.pid, sig)
+                if send:
+                    sp.signal_group(proc.pid, sig)
                 if proc.state is not ProcState.STOPPING:
                     proc.state = ProcState.STOPPING
                     self._kill_after(proc, proc.spec.grace)
@@ -350,7 +356,7 @@ class Supervisor:
                 env=self._child_env(proc),
                 stdin=spec.stdin,
                 tty=spec.tty,
-                take_terminal=self.take_terminal and spec.stdin is StdinMode.INHERIT,
+                console=self.console,
             )
         except SpawnError as exc:
             proc.state = ProcState.FAILED
