@@ -145,3 +145,27 @@ async def test_stop_a_pending_agent(tmp_path: Path) -> None:
             go.touch()
     events = journal_of(tmp_path, session)
     assert [e["processId"] for e in events if e["type"] == "process-started"] == ["slow"]
+
+
+async def test_restart_a_pending_agent_keeps_it_waiting(tmp_path: Path) -> None:
+    """Restart of a pending agent is no start: it still waits for its depends_on."""
+    go = tmp_path / "go"
+    specs = [
+        spec("slow", WAIT_FOR, go),
+        spec("waiter", "pass", depends_on={"slow": "succeeded"}),
+    ]
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            session: Session = await nursery.start(run_session, specs, options(tmp_path))
+            waiter = session.supervisor.processes["waiter"]
+            res = await request(session.url or "", "POST", "/api/processes/waiter/restart")
+            assert res.status == 202
+            await wait_for(
+                lambda: waiter.state is ProcState.PENDING and waiter._wait_scope is not None
+            )
+            assert (await states(session))["waiter"] == "pending"
+            go.touch()
+    events = journal_of(tmp_path, session)
+    order = [(e["type"], e["processId"]) for e in events if e["type"].startswith("process-s")]
+    assert order[-2:] == [("process-started", "waiter"), ("process-stopped", "waiter")]
+    assert order.index(("process-stopped", "slow")) < order.index(("process-started", "waiter"))
