@@ -349,6 +349,10 @@ class Supervisor:
     ) -> tuple[int, float] | None:
         spec = proc.spec
         proc.state = ProcState.STARTING
+        # psutil's first import blocks the loop for tens of ms: not while the pipes fill,
+        # or the first reads would find both streams' first writes (SPEC 5, output order)
+        import agentwatch.procstats  # noqa: F401
+
         try:
             child = sp.spawn(
                 spec.command,

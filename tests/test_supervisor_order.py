@@ -66,6 +66,7 @@ line = "o" * 99 + "\\n"
 for _ in range({STALLED_LINES}):
     sys.stdout.write(line)
 sys.stdout.flush()
+time.sleep(0.05)  # SPEC 5 keeps the order of writes more than 5 ms apart
 for i in range(5):
     sys.stderr.write("err %d\\n" % i)
     sys.stderr.flush()
