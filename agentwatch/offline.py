@@ -89,7 +89,7 @@ def _processes_in(path: Path) -> list[str]:
     try:
         for line in read_journal(path):
             read += len(line)
-            if b'"process-started"' in line:
+            if b'"process-started"' in line or b'"process-error"' in line:  # spawn failures
                 try:
                     pid = decode_event(line).get("processId")
                 except ValueError:
@@ -156,3 +156,63 @@ def _started_from_id(run_id: str) -> str:
             f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
         )
     return ""
+
+
+@dataclass
+class EndedRun:
+    """A run that has ended, with what its journal says about some processes."""
+
+    run_id: str
+    journal: Path
+    events: list[dict[str, Any]]
+    status: int | None  # None: the journal ends before the processes did (a crash)
+    pending: list[str] = field(default_factory=list)
+
+
+def _has(names: tuple[str, ...], processes: list[str]) -> bool:
+    return bool(processes) if "*" in names else all(n in processes for n in names)
+
+
+def live_run_with(names: tuple[str, ...], home: Path | None = None) -> str | None:
+    """The id of a live run (serving or not, starting or ending) that has ``names``."""
+    base = runs_dir(home)
+    if not base.is_dir():
+        return None
+    for d in sorted(base.iterdir(), reverse=True):
+        for file in (DISCOVERY_FILE, RUN_MARKER_FILE):
+            info = live_discovery(d / file)
+            if info is not None and _has(names, info.processes):
+                return d.name
+    return None
+
+
+def ended_run_with(
+    names: tuple[str, ...], home: Path | None = None, run_id: str | None = None
+) -> EndedRun | None:
+    """The newest ended run that has ``names`` (``*``: any process), from its journal.
+
+    ``run_id`` (an id or a unique prefix) looks at that run only. The status
+    follows `agentwatch run`'s rule (`ExitTracker`).
+    """
+    from agentwatch.render import ExitTracker
+
+    base = runs_dir(home)
+    if run_id is not None:
+        candidates = [base / resolve_run_id(run_id, home)]
+    elif base.is_dir():
+        candidates = sorted((d for d in base.iterdir() if d.is_dir()), reverse=True)
+    else:
+        return None
+    for d in candidates:
+        journal = d / JOURNAL_FILE
+        if live_discovery(d / DISCOVERY_FILE) or live_discovery(d / RUN_MARKER_FILE):
+            continue
+        if not journal.is_file() or not _has(names, _processes_in(journal)):
+            continue
+        events = journal_events(journal, None).events
+        tracker = ExitTracker(None if "*" in names else set(names))
+        for event in events:
+            tracker.feed(event)
+        status = tracker.status if tracker.done else None
+        return EndedRun(d.name, journal, events, status, tracker.pending)
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
@@ -117,14 +116,6 @@ def _compact(value: Any) -> str:
     return text if len(text) <= DESCRIBE_MAX_CHARS else text[: DESCRIBE_MAX_CHARS - 3] + "..."
 
 
-def output_bytes(event: dict[str, Any]) -> bytes:
-    """The exact bytes of an output event (``outputBase64`` when present)."""
-    raw = event.get("outputBase64")
-    if isinstance(raw, str):
-        return base64.b64decode(raw)
-    return str(event.get("output", "")).encode("utf-8", "surrogateescape")
-
-
 @dataclass
 class ExitTracker:
     """Follows process ends to give the status `run` would (for `--until-exit`)."""
@@ -144,6 +135,7 @@ class ExitTracker:
         kind = event.get("type")
         if kind == "process-started":
             self.statuses.pop(pid, None)
+            self._timed_out.discard(pid)
         elif kind == "process-error":
             if event.get("kind") == "timeout":
                 self._timed_out.add(pid)
@@ -161,13 +153,19 @@ class ExitTracker:
                 status = int(event.get("exitCode") or 0)
             self._final(pid, status)
 
+    def timed_out(self, pid: str) -> bool:
+        """Whether the last run of ``pid`` was stopped by its ``--timeout``."""
+        return pid in self._timed_out
+
     def seed(self, process: dict[str, Any]) -> None:
         """Take a process already over (from `/api/processes`) into account."""
         pid = process.get("processId")
         if not isinstance(pid, str):
             return
         self.seen.add(pid)
-        if process.get("state") in ("exited", "failed"):
+        if process.get("state") == "skipped":  # `up` did not start it: a dependency failed
+            self._final(pid, 1)
+        elif process.get("state") in ("exited", "failed"):
             if process.get("signal"):
                 self._final(pid, 128 + signal_number(str(process["signal"])))
             elif process.get("exitCode") is not None:

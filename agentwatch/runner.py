@@ -343,9 +343,11 @@ async def run_session(
                         [s.name for s in specs],
                     ),
                 )
-                if not opts.quiet_server:
-                    link = session.url + "/" + (f"?token={session.token}" if session.token else "")
-                    _stderr(f"agentwatch: serving {link}")
+                if not opts.quiet_server:  # CI logs are often public: no token there
+                    hide = bool(session.token and os.environ.get("CI"))
+                    token = f"?token={session.token}" if session.token and not hide else ""
+                    hint = f" (CI is set: the token is in {discovery_path})" if hide else ""
+                    _stderr(f"agentwatch: serving {session.url}/{token}{hint}")
             else:
                 supervisor.env["AGENTWATCH_RUN_ID"] = run_id
             task_status.started(session)
@@ -402,24 +404,6 @@ def exit_status(session: Session) -> int:
 def new_token() -> str:
     """A random token for a run's server."""
     return secrets.token_urlsafe(24)
-
-
-def print_summary(session: Session) -> str:
-    """The closing summary (Markdown) of `run --summary`."""
-    dur = time.time() - session.started
-    alerts = session.hub.type_counts.get(SYSTEM_ALERT, 0)
-    rows = ["| process | status | exit | lines (out/err) | restarts |", "|---|---|---|---|---|"]
-    for p in session.supervisor.processes.values():
-        exit_text = p.signal or ("" if p.exit_code is None else str(p.exit_code))
-        rows.append(
-            f"| {p.name} | {p.state.value} | {exit_text} | {p.lines['stdout']}/"
-            f"{p.lines['stderr']} | {p.restarts} |"
-        )
-    head = (
-        f"### agentwatch run {session.run_id}: exit status {exit_status(session)}\n\n"
-        f"duration {dur:.1f} s, {session.hub.last_seq} events, {alerts} alerts\n\n"
-    )
-    return head + "\n".join(rows) + "\n"
 
 
 __all__ = ["Echo", "Session", "SessionOptions", "exit_status", "new_token", "run_session"]

@@ -84,7 +84,7 @@ def test_ps_stop_restart_signal(cli: CLI) -> None:
     live.wait_event(lambda e: e["type"] == "process-started" and e["restarts"] == 1)
     assert wait_state(cli, "agent", "running")["restarts"] == 1
 
-    one_error_line(client(cli, "signal", "agent", "NOPE"), 1, "unknown signal")
+    one_error_line(client(cli, "signal", "agent", "NOPE"), 125, "invalid signal")
     one_error_line(client(cli, "stop", "ghost"), 4, "unknown process 'ghost'")
     one_error_line(client(cli, "stop", "agent", "--token", "wrong"), 1, "unauthorized")
     res = client(cli, "stop", "agent", "--json")

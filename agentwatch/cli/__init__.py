@@ -12,14 +12,40 @@ import sys
 from typing import Annotated
 
 import typer
+from typer._click.core import Context, Parameter
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from agentwatch import __version__
 from agentwatch.errors import AgentwatchError
 
 EXIT_OWN_ERROR = 125  # SPEC 5: agentwatch's own errors (bad options, port in use, ...)
 
+
+def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:
+    """A flag shows no value placeholder in --help (typer would label it ``<bool>``)."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """Every agentwatch command: its help shows flags without a value."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """The root command: its help shows flags without a value."""
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        return _flags_take_no_value(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="agentwatch",
+    cls=Group,
     help="Supervise agent processes; journal and stream everything they print.",
     no_args_is_help=True,
     add_completion=True,
@@ -60,13 +86,18 @@ def _leaves(exc: BaseException) -> list[BaseException]:
 
 def _handle(exc: BaseException) -> int:
     """Map an exception escaping a command to (message printed, exit status)."""
-    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
     leaves = _leaves(exc)
     for leaf in leaves:
         if isinstance(leaf, typer.Exit):
             return leaf.exit_code
     for leaf in leaves:
+        if isinstance(leaf, NoArgsIsHelpError):  # the help is printed: say what is missing
+            ctx = leaf.ctx
+            usage = " ".join([ctx.command_path, *ctx.command.collect_usage_pieces(ctx)])
+            typer.echo(f"agentwatch: missing the command: {usage}", err=True)
+            return EXIT_OWN_ERROR
         if isinstance(leaf, AgentwatchError):
             typer.echo(f"agentwatch: {leaf}", err=True)
             return leaf.exit_code
@@ -88,7 +119,7 @@ def _handle(exc: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    from agentwatch.cli import run_cmd, up_cmd  # noqa: F401, I001  (registers, in help order)
+    from agentwatch.cli import run_cmd, up_cmd, subscribe_cmd  # noqa: F401, I001  (help order)
     from agentwatch.cli import client_cmds, emit_cmd  # noqa: F401
 
     try:

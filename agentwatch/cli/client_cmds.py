@@ -1,4 +1,4 @@
-"""Client commands: subscribe, ps, logs, runs, stop, restart, signal (SPEC 6).
+"""Client commands: ps, logs, runs, stop, restart, signal (SPEC 6).
 
 They find the server as SPEC 3 says (`agentwatch.client.find_server`),
 print human tables and lines by default and JSON with ``--json`` (JSON Lines
@@ -13,16 +13,14 @@ from __future__ import annotations
 import os
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from agentwatch.cli import app, options
+from agentwatch.cli import Command, app, options
 from agentwatch.cli.client_common import (
-    EVENT_TYPES,
     EXIT_NOT_FOUND,
     Printer,
-    Processes,
     Since,
     Tail,
     TokenOpt,
@@ -39,117 +37,12 @@ from agentwatch.cli.client_common import (
 )
 from agentwatch.errors import ClientError, ConfigError
 
-if TYPE_CHECKING:
-    from agentwatch.client import Server, Subscription
-    from agentwatch.render import ExitTracker
-
-
-@app.command("subscribe")
-def subscribe(
-    processes: Processes = None,
-    url: options.Url = None,
-    token: TokenOpt = None,
-    run_id: options.RunIdOpt = None,
-    since: Since = None,
-    tail: Tail = None,
-    type_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--type", help="Event type (repeatable).", autocompletion=choices(*EVENT_TYPES)
-        ),
-    ] = None,
-    stream: Annotated[
-        str | None,
-        typer.Option(
-            "--stream", help="stdout or stderr.", autocompletion=choices("stdout", "stderr")
-        ),
-    ] = None,
-    json_: options.Json = False,
-    transport: Annotated[
-        str, typer.Option("--transport", help="ws or sse.", autocompletion=choices("ws", "sse"))
-    ] = "ws",
-    no_follow: Annotated[bool, typer.Option("--no-follow", help="Print history and exit.")] = False,
-    until_exit: Annotated[
-        bool,
-        typer.Option(
-            "--until-exit", help="Exit when the processes end, with the status run would give."
-        ),
-    ] = False,
-    home: options.Home = None,
-) -> int:
-    """Follow events live, like `docker compose logs -f` (history first)."""
-    from agentwatch.client import Subscription
-    from agentwatch.render import ExitTracker
-
-    if transport not in ("ws", "sse"):
-        raise ConfigError(f"invalid --transport {transport!r}: use ws or sse")
-    if stream not in (None, "stdout", "stderr"):
-        raise ConfigError(f"invalid --stream {stream!r}: use stdout or stderr")
-    if no_follow and until_exit:
-        raise ConfigError("--no-follow and --until-exit exclude each other")
-    server = server_of(url, token, run_id, home)
-    pids = tuple(dict.fromkeys(processes or ("*",)))
-    if "*" in pids:
-        pids = ("*",)
-    procs = processes_of(server)
-    check_names(server, pids, procs)
-    types = tuple(type_) if type_ else None
-    sub = Subscription(pids, types, stream, since, tail)
-    printer = Printer(json_, [str(p.get("processId")) for p in procs])
-    if no_follow:
-        printer.print(history(server, sub))
-        return 0
-    tracker = ExitTracker(None if pids == ("*",) else set(pids))
-    if until_exit:
-        for proc in procs:
-            if pids == ("*",) or proc.get("processId") in pids:
-                tracker.seed(proc)
-        if tracker.done:  # over already: print the history, give the status
-            printer.print(history(server, sub))
-            return tracker.status
-        if types:  # the life-cycle events are needed to know the status
-            life = ("process-started", "process-stopped", "process-error", "system-alert")
-            sub.types = tuple(dict.fromkeys((*types, *life)))
-    return _follow(server, sub, transport, printer, tracker if until_exit else None, types)
-
-
-def _follow(
-    server: Server,
-    sub: Subscription,
-    transport: str,
-    printer: Printer,
-    tracker: ExitTracker | None,
-    types: tuple[str, ...] | None,
-) -> int:
-    import trio
-
-    from agentwatch.client import follow_batches
-
-    async def main() -> int:
-        async with follow_batches(server, sub, transport=transport) as batches:
-            async for batch in batches:
-                printer.print(e for e in batch if not types or e.get("type") in types)
-                if tracker is not None:
-                    for event in batch:
-                        tracker.feed(event)
-                    if tracker.done:
-                        return int(tracker.status)
-        if tracker is None:
-            return 0  # the run is over
-        if not tracker.done:
-            raise ClientError(
-                f"the run ended before {', '.join(tracker.pending) or 'the processes'} did"
-            )
-        return int(tracker.status)
-
-    return trio.run(main)
-
 
 def _warn(message: str) -> None:
     typer.echo(f"agentwatch: warning: {message}", err=True)
 
 
-@app.command("ps")
+@app.command("ps", cls=Command)
 def ps(
     url: options.Url = None,
     token: TokenOpt = None,
@@ -201,14 +94,16 @@ def ps(
     return 0
 
 
-@app.command("logs")
+@app.command("logs", cls=Command)
 def logs(
     process: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="Process id ('*' for every process).", autocompletion=complete_processes
+            help="Process id ('*' for every process; the default with --run or --journal).",
+            autocompletion=complete_processes,
+            show_default=False,
         ),
-    ],
+    ] = None,
     url: options.Url = None,
     token: TokenOpt = None,
     run_id: options.RunIdOpt = None,
@@ -225,6 +120,10 @@ def logs(
 
     if journal is not None and (url or run_id):
         raise ConfigError("--journal reads a file: it excludes --url and --run")
+    if process is None:
+        if journal is None and run_id is None:
+            raise ConfigError("missing the process: agentwatch logs PROCESS (or --run ID for all)")
+        process = "*"
     if journal is None and run_id is not None and not url:
         from agentwatch.offline import run_journal
 
@@ -250,7 +149,7 @@ def logs(
     return 0
 
 
-@app.command("runs")
+@app.command("runs", cls=Command)
 def runs(json_: options.Json = False, home: options.Home = None) -> int:
     """List live and past runs (newest first)."""
     from agentwatch.offline import list_runs
@@ -297,7 +196,7 @@ def _control(
 ProcessArg = Annotated[str, typer.Argument(help="Process id.", autocompletion=complete_processes)]
 
 
-@app.command("stop")
+@app.command("stop", cls=Command)
 def stop(
     process: ProcessArg,
     url: options.Url = None,
@@ -310,7 +209,7 @@ def stop(
     return _control(process, "stop", {}, (url, token, run_id, home), json_, "stopping")
 
 
-@app.command("restart")
+@app.command("restart", cls=Command)
 def restart(
     process: ProcessArg,
     url: options.Url = None,
@@ -323,7 +222,7 @@ def restart(
     return _control(process, "restart", {}, (url, token, run_id, home), json_, "restarting")
 
 
-@app.command("signal")
+@app.command("signal", cls=Command)
 def signal_(
     process: ProcessArg,
     sig: Annotated[
@@ -343,8 +242,22 @@ def signal_(
     home: options.Home = None,
 ) -> int:
     """Send a signal to a process's group."""
-    name = sig.upper()
-    name = name if name.isdigit() or name.startswith("SIG") else "SIG" + name
+    name = signal_name(sig)
     return _control(
         process, "signal", {"signal": sig}, (url, token, run_id, home), json_, f"sent {name}"
     )
+
+
+def signal_name(sig: str) -> str:
+    """``term``, ``SIGTERM`` or ``15`` -> ``SIGTERM``; ConfigError for anything else."""
+    import signal
+
+    text = sig.strip().upper()
+    try:
+        if text.isdigit():
+            return signal.Signals(int(text)).name
+        return signal.Signals[text if text.startswith("SIG") else "SIG" + text].name
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"invalid signal {sig!r}: use a name (TERM, HUP, USR1, ...) or a number"
+        ) from None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentwatch.errors import ClientError
+from agentwatch.errors import ClientError, ConfigError
 
 if TYPE_CHECKING:
     from agentwatch.client import Server, Subscription
@@ -82,6 +82,10 @@ def server_of(url: str | None, token: str | None, run_id: str | None, home: Path
     """The server a command talks to (`agentwatch.client.find_server`)."""
     from agentwatch.client import find_server
 
+    if url is not None:  # a bad --url is a bad option (125), not an unreachable server
+        parsed = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(f"invalid --url {url!r}: use http://HOST:PORT")
     return find_server(url, token, run_id, home)
 
 

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentwatch.cli import app, options
+from agentwatch.cli import Command, app, options
 from agentwatch.errors import ConfigError
 
 TASK_STATUSES = ("success", "failure", "cancelled")
@@ -149,7 +149,7 @@ def _complete_type(incomplete: str) -> list[str]:
     return [k for k in kinds if k.startswith(incomplete)]
 
 
-@app.command("emit")
+@app.command("emit", cls=Command)
 def emit(
     type_: Annotated[
         str,
@@ -194,7 +194,8 @@ def emit(
     home: options.Home = None,
 ) -> int:
     """Publish a task, alert or custom event (works from inside an agent)."""
-    from agentwatch.client import api, find_server
+    from agentwatch.cli.client_common import server_of
+    from agentwatch.client import api
 
     event = build_event(
         type_,
@@ -209,7 +210,7 @@ def emit(
         data=data,
         process=process or os.environ.get("AGENTWATCH_PROCESS_ID"),
     )
-    server = find_server(url, token, run_id, home)
+    server = server_of(url, token, run_id, home)
     reply = api(server, "POST", "/api/events", event)
     if json_:
         typer.echo(json.dumps(reply, separators=(",", ":")))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from agentwatch.errors import ConfigError
 from agentwatch.paths import complete_run_ids
 
 Host = Annotated[
@@ -93,13 +95,29 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo the agen
 EchoJson = Annotated[bool, typer.Option("--json", help="Echo events as JSON Lines.")]
 Linger = Annotated[
     float | None,
-    typer.Option("--linger", help="Keep serving this long after the agents end (s)."),
+    typer.Option("--linger", min=0, help="Keep serving this long after the agents end (s)."),
+]
+Summary = Annotated[
+    bool,
+    typer.Option("--summary", help="Print a closing summary (and to $GITHUB_STEP_SUMMARY)."),
 ]
 
 
+ORIGIN_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+")  # what a browser sends as Origin
+
+
+def _origin(text: str, where: str) -> str:
+    origin = text.strip().rstrip("/").lower()
+    if origin == "*" or ORIGIN_RE.fullmatch(origin):
+        return origin
+    raise ConfigError(
+        f"invalid {where} {text!r}: use SCHEME://HOST[:PORT] (e.g. http://localhost:5173) or *"
+    )
+
+
 def cors_origins(flag: list[str] | None) -> tuple[str, ...]:
-    """The flag's origins, else ``AGENTWATCH_CORS_ORIGIN`` (comma-separated)."""
+    """The flag's origins, else ``AGENTWATCH_CORS_ORIGIN`` (comma-separated), checked."""
     if flag:
-        return tuple(o for item in flag for o in item.split(",") if o)
+        return tuple(_origin(o, "--cors-origin") for item in flag for o in item.split(",") if o)
     env = os.environ.get("AGENTWATCH_CORS_ORIGIN", "")
-    return tuple(o.strip() for o in env.split(",") if o.strip())
+    return tuple(_origin(o, "AGENTWATCH_CORS_ORIGIN") for o in env.split(",") if o.strip())

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer._click.core import Context
+from typer._click.exceptions import UsageError
 
 from agentwatch.agentfile import build_agent_spec
-from agentwatch.cli import app, options
+from agentwatch.cli import Command, app, options
 from agentwatch.config import (
     DEFAULT_BACKOFF_S,
     DEFAULT_CLIENT_TIMEOUT_S,
@@ -20,6 +23,9 @@ from agentwatch.config import (
     ServerConfig,
 )
 from agentwatch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agentwatch.runner import Session
 
 
 def default_name(command: list[str]) -> str:
@@ -45,6 +51,10 @@ def server_config(
 
     if no_server:
         return None
+    if not client_timeout > 0:
+        raise ConfigError(
+            f"--client-timeout must be a positive number of seconds, not {client_timeout}"
+        )
     if no_auth:
         typer.echo(
             "agentwatch: warning: --no-auth: anyone who can reach the port can "
@@ -61,15 +71,39 @@ def server_config(
     )
 
 
+RUN_USAGE = "agentwatch run [OPTIONS] -- CMD [ARGS]..."
+
+
+class RunCommand(Command):
+    """`run`'s parsing: the command comes after ``--``, or is the first word that is
+    not an option; with a ``--``, every word before it must be an option."""
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+        return ["[OPTIONS]", "-- CMD [ARGS]..."]
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        given = list(args)
+        rest = super().parse_args(ctx, args)
+        command = ctx.params.get("command") or []
+        if "--" in given and command.count("--") == given.count("--"):
+            # no `--` was taken as the separator: a word before it started the command
+            raise UsageError(f"unexpected argument {command[0]!r} before '--'", ctx)
+        return rest
+
+
 @app.command(
     "run",
+    cls=RunCommand,
     context_settings={"allow_interspersed_args": False},
     no_args_is_help=True,
 )
 def run(
     command: Annotated[
-        list[str], typer.Argument(metavar="-- CMD [ARGS]...", help="The agent's command line.")
-    ],
+        list[str] | None,
+        typer.Argument(
+            metavar="-- CMD [ARGS]...", help="The agent's command line.", show_default=False
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="processId.")] = None,
     host: options.Host = "127.0.0.1",
     port: options.Port = 0,
@@ -96,19 +130,20 @@ def run(
     quiet: options.Quiet = False,
     json_: options.EchoJson = False,
     linger: options.Linger = None,
-    summary: Annotated[
-        bool,
-        typer.Option("--summary", help="Print a closing summary (and to $GITHUB_STEP_SUMMARY)."),
-    ] = False,
+    summary: options.Summary = False,
     home: options.Home = None,
 ) -> int:
     """Run and supervise one agent, serve its events, exit with its status."""
     import trio
 
-    from agentwatch.runner import Echo, Session, SessionOptions, print_summary, run_session
+    from agentwatch.runner import Echo, SessionOptions, run_session
 
+    if not command:
+        raise ConfigError(f"missing the command: {RUN_USAGE}")
     if no_journal and journal is not None:
         raise ConfigError("--journal and --no-journal exclude each other")
+    if quiet and json_:
+        raise ConfigError("--quiet and --json exclude each other")
     spec = build_agent_spec(
         name or default_name(command),
         {
@@ -150,9 +185,28 @@ def run(
     )
     sessions: list[Session] = []
     status = trio.run(lambda: run_session([spec], opts, on_ready=sessions.append))
-    if summary and sessions:
-        write_summary(print_summary(sessions[0]))
+    ended(sessions, status, summary)
     return status
+
+
+def ended(sessions: list[Session], status: int, summary: bool) -> None:
+    """After a run: the ``--summary``, and on a terminal one line saying where it went."""
+    if not sessions:
+        return
+    session = sessions[0]
+    if summary:
+        from agentwatch.summary import summary_markdown
+
+        write_summary(summary_markdown(session, status))
+    journal = session.hub.journal
+    if journal is not None and sys.stderr.isatty():
+        run_id = session.run_id
+        see = (
+            f"--run {run_id}" if journal.path.parent.name == run_id else f"--journal {journal.path}"
+        )
+        typer.echo(
+            f"agentwatch: run {run_id} ended (exit {status}); see: agentwatch logs {see}", err=True
+        )
 
 
 def write_summary(text: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer._click.core import ParameterSource
 
-from agentwatch.cli import app, options
+from agentwatch.cli import Command, app, options
 from agentwatch.cli.run_cmd import server_config
 from agentwatch.config import DEFAULT_CLIENT_TIMEOUT_S
 from agentwatch.errors import ConfigError
@@ -28,7 +28,7 @@ def _pick(ctx: typer.Context, name: str, value: Any, from_file: Any) -> Any:
     return from_file
 
 
-@app.command("up")
+@app.command("up", cls=Command)
 def up(
     ctx: typer.Context,
     names: Annotated[
@@ -52,6 +52,7 @@ def up(
     quiet: options.Quiet = False,
     json_: options.EchoJson = False,
     linger: options.Linger = None,
+    summary: options.Summary = False,
     home: options.Home = None,
 ) -> int:
     """Run several agents from a TOML file, one server for all.
@@ -66,7 +67,8 @@ def up(
     import trio
 
     from agentwatch.agentfile import load_agents_file
-    from agentwatch.runner import Echo, SessionOptions, run_session
+    from agentwatch.cli.run_cmd import ended
+    from agentwatch.runner import Echo, Session, SessionOptions, run_session
 
     if no_journal and journal is not None:
         raise ConfigError("--journal and --no-journal exclude each other")
@@ -96,6 +98,10 @@ def up(
         echo=echo,
         quiet_server=quiet_server,
         linger=linger,
+        summary=summary,
         subreaper=True,
     )
-    return trio.run(run_session, spec.agents, opts)
+    sessions: list[Session] = []
+    status = trio.run(lambda: run_session(spec.agents, opts, on_ready=sessions.append))
+    ended(sessions, status, summary)
+    return status
