@@ -402,7 +402,11 @@ class Supervisor:
         if proc.stop_tree:  # stopped: what is left of its tree goes with it
             sp.kill_tree(child.pid, child.pid, proc.stop_tree)
             proc.stop_tree.clear()
-        await drain(pumps, DRAIN_AFTER_EXIT_S)
+        try:
+            await drain(pumps, DRAIN_AFTER_EXIT_S)
+        except trio.Cancelled:  # cancelled from outside: leftovers in its group go too
+            sp.signal_group(child.pid, signal.SIGKILL)
+            raise
         self._record_exit(proc, rc, duration)
         return rc, trio.current_time() - proc.started_clock
 
@@ -427,10 +431,29 @@ class Supervisor:
                 rc = child.popen.wait()
             finally:
                 proc._wait_scope = None
+                if child.popen.returncode is None:  # cancelled from outside (an embedder)
+                    with trio.CancelScope(shield=True):
+                        await self._terminate(proc, child)
                 with contextlib.suppress(OSError):
                     os.close(child.pidfd)
                 watch.cancel_scope.cancel()
         return rc
+
+    async def _terminate(self, proc: ManagedProcess, child: sp.Spawned) -> None:
+        """SIGTERM the group, wait up to the grace, SIGKILL the tree, reap (trio's
+        `run_process` on cancellation). Call it shielded."""
+        proc.state = ProcState.STOPPING
+        proc.stop_reason = proc.stop_reason or "signal"
+        tree = {*sp.tree_pids(child.pid), *proc.stop_tree}
+        sp.signal_group(child.pid, signal.SIGTERM)
+        with trio.move_on_after(proc.spec.grace):
+            await trio.lowlevel.wait_readable(child.pidfd)
+        sp.kill_tree(child.pid, child.pid, tree)
+        await trio.lowlevel.wait_readable(child.pidfd)  # SIGKILL cannot be caught
+        child.popen.wait()
+        proc.state = ProcState.EXITED
+        if self.watchdog is not None:
+            self.watchdog.remove(child.pid)
 
     def _record_exit(self, proc: ManagedProcess, rc: int, duration: float) -> None:
         spec = proc.spec
