@@ -1,17 +1,25 @@
 """A chatty demo agent: prints steps, a warning on stderr, a progress bar,
 reports a task through `agentwatch emit`, and exits 0.
 
-    agentwatch run -- python examples/chatty_agent.py
+    agentwatch run -- python3 examples/chatty_agent.py                # about 30 s
+    agentwatch run -- python3 examples/chatty_agent.py --steps 4 --delay 0.1
+
+The defaults leave time to open the dashboard and follow the run live;
+``CHATTY_STEPS`` and ``CHATTY_DELAY`` set them too (the tests run it fast).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import shutil
 import subprocess
 import sys
 import time
+
+DEFAULT_STEPS = 10
+DEFAULT_DELAY_S = 2.5  # 10 steps and the progress bar: about 30 s
 
 
 def emit(*args: str) -> None:
@@ -23,9 +31,30 @@ def emit(*args: str) -> None:
     subprocess.run([*argv, "emit", *args], check=False, stdout=subprocess.DEVNULL)
 
 
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="A chatty demo agent.")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=int(os.environ.get("CHATTY_STEPS", DEFAULT_STEPS)),
+        help=f"how many steps to print (default {DEFAULT_STEPS})",
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=float(os.environ.get("CHATTY_DELAY", DEFAULT_DELAY_S)),
+        metavar="SECONDS",
+        help=f"pause after each step (default {DEFAULT_DELAY_S}; about 30 s in all)",
+    )
+    opts = parser.parse_args(argv)
+    if opts.steps < 1 or opts.delay < 0:
+        parser.error("--steps must be at least 1 and --delay at least 0")
+    return opts
+
+
 def main() -> None:
-    steps = int(os.environ.get("CHATTY_STEPS", "10"))
-    delay = float(os.environ.get("CHATTY_DELAY", "0.2"))
+    opts = options()
+    steps, delay = opts.steps, opts.delay
     emit("task-assigned", "--task", "demo-1", "--title", "Say hello a few times")
     for i in range(1, steps + 1):
         print(

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import re
 import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import CLI
+from conftest import CLI, ROOT
 from test_cli_support import agent_env, client, json_lines, one_error_line
 from typer.testing import CliRunner
 
@@ -167,3 +169,28 @@ def test_help_text_names_every_command(cli: CLI) -> None:
     assert res.returncode == 0
     for name in COMMANDS:
         assert re.search(rf"\b{name}\b", res.stdout.decode()), name
+
+
+def test_chatty_agent_can_be_followed_live_or_run_fast(tmp_path: Path) -> None:
+    path = ROOT / "examples" / "chatty_agent.py"
+    spec = importlib.util.spec_from_file_location("chatty_agent", path)
+    assert spec is not None
+    assert spec.loader is not None
+    chatty = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chatty)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTWATCH_", "CHATTY_"))}
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("CHATTY_STEPS", "CHATTY_DELAY"):
+            mp.delenv(name, raising=False)
+        default = chatty.options([])
+    assert default.steps * default.delay * 1.25 >= 25  # time to click the dashboard link
+    res = subprocess.run(
+        [sys.executable, path, "--steps", "3", "--delay", "0"],
+        env=env, capture_output=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    steps = [line for line in res.stdout.decode().splitlines() if line.startswith("step")]
+    assert [line.split(":")[0] for line in steps] == ["step 1/3", "step 2/3", "step 3/3"]
+    assert b"done" in res.stdout
+    bad = subprocess.run([sys.executable, path, "--steps", "0"], capture_output=True, check=False)
+    assert bad.returncode == 2
