@@ -35,7 +35,7 @@ from agentwatch.paths import (
     write_discovery,
 )
 from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor
-from agentwatch.terminal import Console, owns_terminal
+from agentwatch.terminal import Console, owns_terminal, screen_fd
 
 DEFAULT_LINGER_MAX_S = 2.0  # SPEC 6: wait for connected subscribers at most this long
 CLOSE_GRACE_S = 0.5  # then at most this long for caught-up subscribers to close
@@ -270,7 +270,7 @@ async def run_session(
     watchdog = sp.Watchdog()
     console = None  # SPEC 5: in a terminal, inherited-stdin agents get a relayed pty
     if opts.handle_signals and owns_terminal() and any(s.stdin is StdinMode.INHERIT for s in specs):
-        console = Console(out_fd=2 if opts.echo == Echo.JSON else 1)  # keep --json stdout clean
+        console = Console(out_fd=screen_fd(stdout_is_data=opts.echo == Echo.JSON))
     supervisor = Supervisor(
         hub,
         echo=opts.echo == Echo.RAW,

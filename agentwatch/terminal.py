@@ -51,6 +51,20 @@ def owns_terminal(fd: int = 0) -> bool:
         return False
 
 
+def screen_fd(*, stdout_is_data: bool) -> int:
+    """Where the agent's pty shows: the first of our stdout and stderr on a terminal.
+
+    ``stdout_is_data`` (--json) keeps stdout for events; with neither on a
+    terminal, stdout (else stderr) as script(1) does.
+    """
+    candidates = (2,) if stdout_is_data else (1, 2)
+    for fd in candidates:
+        with contextlib.suppress(OSError):
+            if os.isatty(fd):
+                return fd
+    return candidates[0]
+
+
 @dataclass(frozen=True)
 class PtySettings:
     """What a new pseudo-terminal copies from ours: termios settings and window size."""
@@ -107,9 +121,9 @@ def _write_all(fd: int, data: bytes) -> None:
 class Console:
     """Our terminal (``fd``) and the pseudo-terminal of the agent it is relayed to.
 
-    ``out_fd`` shows the agent's pty: our stdout, or stderr when stdout carries
-    JSON. A spawn asks `pty_settings` (None unless relaying) and gives the
-    master to `attach`; a restart's new pty replaces the old one.
+    ``out_fd`` shows the agent's pty (`screen_fd`). A spawn asks `pty_settings`
+    (None unless relaying) and gives the master to `attach`; a restart's new
+    pty replaces the old one.
     """
 
     def __init__(self, fd: int = 0, out_fd: int = 1) -> None:
