@@ -93,6 +93,9 @@ RunIdOpt = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Do not echo the agents' output.")]
 EchoJson = Annotated[bool, typer.Option("--json", help="Echo events as JSON Lines.")]
+NoPrefix = Annotated[
+    bool, typer.Option("--no-prefix", help="Echo the agents' lines without 'name | '.")
+]
 Linger = Annotated[
     float | None,
     typer.Option("--linger", min=0, help="Keep serving this long after the agents end (s)."),

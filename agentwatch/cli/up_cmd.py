@@ -51,6 +51,7 @@ def up(
     no_journal: options.NoJournal = False,
     quiet: options.Quiet = False,
     json_: options.EchoJson = False,
+    no_prefix: options.NoPrefix = False,
     linger: options.Linger = None,
     summary: options.Summary = False,
     home: options.Home = None,
@@ -100,6 +101,7 @@ def up(
         linger=linger,
         summary=summary,
         subreaper=True,
+        prefix=not no_prefix,  # `name | ` before each echoed line, as docker compose does
     )
     sessions: list[Session] = []
     status = trio.run(lambda: run_session(spec.agents, opts, on_ready=sessions.append))
