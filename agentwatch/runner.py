@@ -344,7 +344,8 @@ async def run_session(
                     ),
                 )
                 if not opts.quiet_server:  # CI logs are often public: no token there
-                    hide = bool(session.token and os.environ.get("CI"))
+                    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+                    hide = bool(session.token and ci)
                     token = f"?token={session.token}" if session.token and not hide else ""
                     hint = f" (CI is set: the token is in {discovery_path})" if hide else ""
                     _stderr(f"agentwatch: serving {session.url}/{token}{hint}")

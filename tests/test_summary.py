@@ -126,6 +126,8 @@ def test_ci_keeps_the_token_out_of_the_log(cli: CLI) -> None:
     assert "server.json" in line  # where the token is
     plain = cli.run("run", "-q", "--", "true", env=agent_env())
     assert "?token=" in plain.stderr.decode()
+    not_ci = cli.run("run", "-q", "--", "true", env=agent_env(CI="false"))
+    assert "?token=" in not_ci.stderr.decode()
 
 
 def test_ci_discovery_still_has_the_token(cli: CLI) -> None:
