@@ -89,6 +89,7 @@ class AgentwatchRun:
             *command,
         ]
         self.name = name
+        self.home = home
         self.stderr_lines: list[str] = []
         self._serving = threading.Event()
         self.url = ""
@@ -117,11 +118,20 @@ class AgentwatchRun:
         self._serving.set()
 
     def wait_serving(self, timeout: float = 20.0) -> str:
-        """The ``http://127.0.0.1:PORT/?token=T`` link, once printed."""
+        """The ``http://127.0.0.1:PORT/?token=T`` link, once printed.
+
+        With ``CI`` set, agentwatch prints the link without its token (CI logs
+        are often public): the token then comes from the run's discovery file.
+        """
         if not self._serving.wait(timeout) or not self.url:
             raise AssertionError(
                 "agentwatch did not print its URL; stderr:\n" + "\n".join(self.stderr_lines)
             )
+        if "token=" not in self.url:
+            for found in sorted((self.home / "runs").glob("*/server.json")):
+                info = json.loads(found.read_text())
+                if info.get("url") == self.url.split("/?")[0].rstrip("/") and info.get("token"):
+                    self.url = f"{info['url']}/?token={info['token']}"
         return self.url
 
     @property

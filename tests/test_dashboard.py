@@ -255,7 +255,7 @@ def test_stop_button_stops_the_agent(page: Page, ticker: AgentwatchRun) -> None:
     expect(page.get_by_test_id("stop-ticker")).to_be_disabled()
     # ... says the run is over (the server closed with "run finished"), and keeps what it saw.
     expect(page.get_by_test_id("conn-state")).to_have_attribute("data-state", "ended")
-    expect(page.get_by_test_id("conn-state")).to_have_text("Run finished")
+    expect(page.get_by_test_id("conn-state")).to_have_text("Run ended")
     expect(page.get_by_test_id("process-state-ticker")).to_have_text("exited")
 
 

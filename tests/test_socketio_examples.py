@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import os
+import re
 import subprocess
 import sys
 import threading
@@ -141,7 +143,38 @@ async def test_vue_composable_bad_token_sets_error(tmp_path: Path) -> None:
 
 # -- the browser twin ------------------------------------------------------------------------
 
-CDN_SCRIPT = "https://cdn.socket.io/**"  # the page's <script>, served from tests/js instead
+VENDORED = ROOT / "examples" / "socket.io.min.js"
+# <script src=https://...>, <link href=//...>, import ... from "https://...", url(https://...)
+REMOTE_LOAD = re.compile(
+    r"""(?:\b(?:src|href)\s*=\s*["']?|\bfrom\s+["']|\bimport\(\s*["']|url\(\s*["']?)"""
+    r"""(?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def test_no_page_loads_anything_from_another_site() -> None:
+    """Every page and script of the repository works offline: no CDN, no https:// load."""
+    pages = [
+        p
+        for p in ROOT.rglob("*")
+        if p.suffix in (".html", ".htm", ".vue")
+        and "node_modules" not in p.parts
+        and ".venv" not in p.parts
+        and ".git" not in p.parts
+    ]
+    assert EXAMPLE_HTML in pages
+    for page in pages:
+        found = REMOTE_LOAD.search(page.read_text())
+        assert found is None, f"{page.relative_to(ROOT)} loads {found and found.group(0)!r}"
+
+
+def test_vendored_client_is_npm_socket_io_client_with_its_licence() -> None:
+    text = VENDORED.read_text()
+    assert "Permission is hereby granted, free of charge" in text  # the MIT licence, whole
+    assert "Copyright (c) 2014-present Guillermo Rauch and Socket.IO contributors" in text
+    npm = node_modules(JS_DIR, "socket.io-client") / "socket.io-client/dist/socket.io.min.js"
+    upstream = npm.read_text().replace("//# sourceMappingURL=socket.io.min.js.map", "").strip()
+    assert text.rstrip().endswith(upstream)
 
 
 @contextlib.contextmanager
@@ -167,11 +200,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 def test_html_twin_in_chromium(home: Path, transport: str) -> None:
     why = browser_unavailable()
+    if why and os.environ.get("CI"):  # CI must not skip: scripts/test.sh installs both
+        raise RuntimeError(f"needs Playwright and chromium: {why}")
     if why:
         pytest.skip(f"needs Playwright and chromium: {why}")
     from playwright.sync_api import expect, sync_playwright
 
-    bundle = node_modules(JS_DIR, "socket.io-client") / "socket.io-client/dist/socket.io.min.js"
     command = [sys.executable, "-u", "-c", AGENT]
     with static_site(EXAMPLE_HTML.parent) as site:
         # a cross-origin page: agentwatch lets it in only through --cors-origin
@@ -186,7 +220,16 @@ def test_html_twin_in_chromium(home: Path, transport: str) -> None:
                     page = browser.new_page()
                     errors: list[str] = []
                     page.on("pageerror", lambda exc: errors.append(str(exc)))
-                    page.route(CDN_SCRIPT, lambda route: route.fulfill(path=bundle))
+                    elsewhere: list[str] = []  # offline: nothing but the two local origins
+
+                    def offline(route: Any) -> None:
+                        if route.request.url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:")):
+                            route.continue_()
+                        else:
+                            elsewhere.append(route.request.url)
+                            route.abort("internetdisconnected")
+
+                    page.route("**/*", offline)
                     page.goto(f"{site}/{EXAMPLE_HTML.name}?{query}")
                     log = page.locator("#log")
                     for line in LINES:
@@ -195,6 +238,7 @@ def test_html_twin_in_chromium(home: Path, transport: str) -> None:
                         "disconnected: io server disconnect", timeout=30_000
                     )
                     assert not errors
+                    assert elsewhere == []
                 finally:
                     browser.close()
             assert run.wait_exit(TIMEOUT_S) == 0

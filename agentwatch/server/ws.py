@@ -109,9 +109,9 @@ class WSSession:
             key = message.process_id
             flt = make_filter(None if key == ALL_PROCESSES else [key], message.types)
             sub = await self.subscriber.subscribe(key, flt, since=message.since, tail=message.tail)
-            await self.ws.send_frames(
-                [reply({"type": "subscribed", "processId": key, "lastSeq": hub.last_seq})]
-            )
+            subscribed = {"type": "subscribed", "processId": key, "lastSeq": hub.last_seq}
+            subscribed["runEnded"] = hub.closed  # every agent ended: the history is all there is
+            await self.ws.send_frames([reply(subscribed)])
             nursery.start_soon(self.run_subscription, sub)
         else:
             self.subscriber.unsubscribe(message.process_id)
