@@ -200,16 +200,25 @@ def ended_run_with(
     if run_id is not None:
         candidates = [base / resolve_run_id(run_id, home)]
     elif base.is_dir():
-        candidates = sorted((d for d in base.iterdir() if d.is_dir()), reverse=True)
+        candidates = sorted(  # newest first: ids sort by their second, then the exact start
+            (d for d in base.iterdir() if d.is_dir()),
+            key=lambda d: (d.name[:16], _first_timestamp(d / JOURNAL_FILE)),
+            reverse=True,
+        )
     else:
         return None
     for d in candidates:
         journal = d / JOURNAL_FILE
         if live_discovery(d / DISCOVERY_FILE) or live_discovery(d / RUN_MARKER_FILE):
             continue
-        if not journal.is_file() or not _has(names, _processes_in(journal)):
+        if not journal.is_file():
             continue
-        events = journal_events(journal, None).events
+        if run_id is None and not _has(names, _processes_in(journal)):  # a quick look first
+            continue
+        found = journal_events(journal, None)
+        if not _has(names, found.processes):
+            continue
+        events = found.events
         tracker = ExitTracker(None if "*" in names else set(names))
         for event in events:
             tracker.feed(event)

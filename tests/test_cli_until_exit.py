@@ -62,6 +62,15 @@ def test_newest_ended_run_that_has_the_process(cli: CLI) -> None:
     assert client(cli, "subscribe", "a", "--until-exit").returncode == 3
     assert client(cli, "subscribe", "b", "--until-exit").returncode == 0
     one_error_line(client(cli, "subscribe", "ghost", "--until-exit", "--wait", "0.3"), 4, "ghost")
+    first = next(
+        r.name for r in cli.runs() if '"processId":"a"' in (r / "events.jsonl").read_text()
+    )
+    assert client(cli, "subscribe", "--until-exit").returncode == 0  # the newest run: b's
+    assert client(cli, "subscribe", "--until-exit", "--run", first).returncode == 3
+    assert client(cli, "subscribe", "a", "--until-exit", "--run", first[:18]).returncode == 3
+    one_error_line(
+        client(cli, "subscribe", "b", "--until-exit", "--run", first, "--wait", "0.3"), 4, "'b'"
+    )
 
 
 def test_a_subscriber_started_before_the_run_waits_for_it(cli: CLI) -> None:
