@@ -149,9 +149,9 @@ def summary_markdown(session: Session, status: int, now: float | None = None) ->
         out.append("journal: none (--no-journal)")
     else:
         failed = next((p.name for p in procs if tracker.statuses.get(p.name)), None)
-        name = failed or (procs[0].name if len(procs) == 1 else "'*'")
+        name = failed or (procs[0].name if len(procs) == 1 else None)
         out.append(f"journal: {journal}  ")
         where = f"--run {session.run_id}" if journal.parent.name == session.run_id else ""
         where = where or f"--journal {shlex.quote(str(journal))}"
-        out.append(f"see everything: `agentwatch logs {name} {where}`")
+        out.append(f"see everything: `agentwatch logs {name + ' ' if name else ''}{where}`")
     return "\n".join(out) + "\n"
