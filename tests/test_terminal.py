@@ -310,3 +310,25 @@ def test_grace_after_one_ctrl_c_kills_a_trapping_agent(cli: CLI) -> None:
         assert s.wait_exit() == 128 + signal.SIGKILL  # --grace after the first Ctrl-C
         assert 0.5 < time.monotonic() - t0 < 10
         assert s.attrs() == s.attrs_before
+
+
+ECHOES = """
+import sys
+print("ask", flush=True)
+print("got", sys.stdin.readline().strip(), flush=True)
+"""
+
+
+def test_a_restarted_agent_gets_the_keyboard_too(cli: CLI) -> None:
+    journal = cli.home / "events.jsonl"
+    args = ("run", "--no-server", "--journal", journal, "--restart", "always", "--backoff", "0")
+    with screen(cli, *args, "--max-restarts", "1", "--", *cli.py(ECHOES)) as s:
+        s.wait_for("ask")
+        s.type(b"one\r")
+        s.wait_for("got one\r\nask")  # the second run, on a new pty of its own
+        s.type(b"two\r")
+        s.wait_for("got two")
+        assert s.wait_exit() == 0
+        assert s.attrs() == s.attrs_before
+    got = [line for line in lines(cli, journal) if line.startswith("got")]
+    assert got == ["got one", "got two"]
