@@ -268,8 +268,9 @@ async def run_session(
             {"level": "error", "code": "journal-error", "message": "journal could not be opened"},
         )
     watchdog = sp.Watchdog()
-    console = None  # SPEC 5: in a terminal, inherited-stdin agents get a relayed pty
-    if opts.handle_signals and owns_terminal() and any(s.stdin is StdinMode.INHERIT for s in specs):
+    console = None  # SPEC 5: in a terminal, `run`'s agent gets a relayed pty (one agent only)
+    inheriting = [s for s in specs if s.stdin is StdinMode.INHERIT]
+    if opts.handle_signals and len(inheriting) == 1 and owns_terminal():
         console = Console(out_fd=screen_fd(stdout_is_data=opts.echo == Echo.JSON))
     supervisor = Supervisor(
         hub,
