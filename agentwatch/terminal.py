@@ -40,6 +40,7 @@ SCREEN_READ_BYTES = 64 * 1024  # per read of a pty master
 KEY_CHUNKS_BUFFERED = 64  # reads waiting for an agent that reads no keys; then dropped, as a
 #                           full terminal drops them (a dropped Ctrl-C is signalled by us)
 PTYS_BUFFERED = 4  # ptys waiting for the screen copier: one per spawn, taken at once
+DEFAULT_WINSIZE = struct.pack("HHHH", 40, 120, 0, 0)  # SPEC 5: 120x40 when ours has no size
 NO_KEY = b"\0"  # _POSIX_VDISABLE on Linux: a special character switched off
 
 
@@ -139,10 +140,11 @@ class Console:
         """Settings for an agent's new pty; None when nothing would relay it."""
         if self._saved is None:
             return None
-        try:
-            winsize = fcntl.ioctl(self.fd, termios.TIOCGWINSZ, b"\0" * 8)
-        except OSError:
-            winsize = struct.pack("HHHH", 40, 120, 0, 0)
+        winsize = DEFAULT_WINSIZE
+        with contextlib.suppress(OSError):
+            size = fcntl.ioctl(self.fd, termios.TIOCGWINSZ, DEFAULT_WINSIZE)
+            rows, cols = struct.unpack("HH", size[:4])
+            winsize = size if rows and cols else winsize  # a terminal of size 0x0 says nothing
         return PtySettings(self._saved, winsize)
 
     def attach(self, master: int, *, relay_output: bool) -> None:
