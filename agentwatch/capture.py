@@ -1,14 +1,14 @@
 """Reading a process's output pipes, and echoing them (SPEC 1 "Lines", SPEC 5).
 
-Both output pipes of a process are read by one loop (`PipeSet`): a
-``select.epoll`` with both fds registered is awaited through trio, then
-every ready fd is read once without blocking, at most `READ_BYTES` per fd
-per round, so that a flood on one stream cannot starve the other. What was
-read is journaled first; only then is it handed to the run's single
-`EchoWriter`, whose byte-bounded buffer keeps the order of writes across
-both streams and never holds back the journal: when it is full the reader
-stops reading the pipes (the agent is slowed as a paused terminal would
-slow it), with what it already read journaled.
+Both output pipes of a process are read by one loop (`PipeSet`): each
+round reads every open fd once without blocking, at most `READ_BYTES` per
+fd, so that a flood on one stream cannot starve the other; when a round
+finds nothing, a ``select.epoll`` holding both fds is awaited through
+trio. What was read is journaled first; only then is it handed to the
+run's single `EchoWriter`, whose byte-bounded buffer keeps the order of
+writes across both streams and never holds back the journal: when it is
+full the reader stops reading the pipes (the agent is slowed as a paused
+terminal would slow it), with what it already read journaled.
 """
 
 from __future__ import annotations
@@ -97,12 +97,6 @@ class PipeSet:
     async def _wake(fd: int, scope: trio.CancelScope) -> None:  # pragma: no cover
         await trio.lowlevel.wait_readable(fd)
         scope.cancel()
-
-    def ready(self) -> list[int]:
-        """The open fds with data or EOF waiting, in fd order."""
-        if self._ep is not None:
-            return sorted(fd for fd, _ in self._ep.poll(0))
-        return sorted(select.select(self.open, [], [], 0)[0])  # pragma: no cover
 
     def read(self, fd: int, limit: int) -> bytes | None:
         """Up to ``limit`` bytes; ``b""`` at EOF (the fd is closed); None if nothing yet."""

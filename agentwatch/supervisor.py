@@ -517,23 +517,29 @@ class Supervisor:
         pipes = PipeSet(list(streams))
         echo = self._echo
         try:
+            busy = False  # read something last round: read again before waiting
             while pipes.open:
-                flush_at = min(pending_since.values()) + PARTIAL_FLUSH_S
-                with trio.move_on_at(flush_at):
-                    if self.echo and echo.full:
-                        await echo.wait_room()  # a slow echo slows the agent, not the journal
-                    for p in pumps:
-                        p.idle = True
-                    try:
-                        await pipes.wait()
-                    finally:
+                held = self.echo and echo.full
+                if busy and not held:
+                    await trio.lowlevel.checkpoint()
+                else:
+                    with trio.move_on_at(min(pending_since.values()) + PARTIAL_FLUSH_S):
+                        if held:
+                            await echo.wait_room()  # a slow echo slows the agent, not the journal
                         for p in pumps:
-                            p.idle = False
+                            p.idle = True
+                        try:
+                            await pipes.wait()
+                        finally:
+                            for p in pumps:
+                                p.idle = False
+                busy = False
                 now = trio.current_time()
-                for fd in [] if self.echo and echo.full else pipes.ready():
-                    data = pipes.read(fd, limit)
+                for fd in [] if self.echo and echo.full else list(pipes.open):
+                    data = pipes.read(fd, limit)  # at most one read per pipe per round
                     if data is None:
                         continue
+                    busy = True
                     stream, splitter = streams[fd], splitters[fd]
                     if not data:
                         self._publish_output(proc, stream, splitter.finish())
