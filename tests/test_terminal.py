@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import select
 import signal
 import struct
@@ -96,6 +97,16 @@ class Screen:
                     pytest.fail(f"{marker!r} not on the screen after {timeout} s: {self.text!r}")
                 self._cond.wait(left)
 
+    def agent_pid(self) -> int:
+        """The pid the agent printed as ``pid N`` on a line of its own."""
+        self.wait_for("pid ")
+        deadline = time.monotonic() + WAIT_S
+        while not (found := re.search(r"pid (\d+)\r?\n", self.text)):
+            assert time.monotonic() < deadline, self.text
+            with self._cond:
+                self._cond.wait(0.1)
+        return int(found.group(1))
+
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
 
@@ -169,9 +180,7 @@ def test_ctrl_c_reaches_the_agent_and_twice_kills_it(cli: CLI) -> None:
     journal = cli.home / "events.jsonl"
     args = ("run", "--no-server", "--journal", journal, "--grace", "60", "--", *cli.py(TRAPS))
     with screen(cli, *args) as s:
-        s.wait_for("pid ")
-        s.wait_for("\n")
-        pid = int(s.text.split("pid ")[1].split()[0])
+        pid = s.agent_pid()
         s.type(CTRL_C)
         s.wait_for("trapped 1")  # the first Ctrl-C reached the agent, which shrugged
         s.type(b"ping\r")  # it still reads the keyboard, and got one SIGINT, not two
@@ -332,3 +341,15 @@ def test_a_restarted_agent_gets_the_keyboard_too(cli: CLI) -> None:
         assert s.attrs() == s.attrs_before
     got = [line for line in lines(cli, journal) if line.startswith("got")]
     assert got == ["got one", "got two"]
+
+
+def test_the_relayed_agent_dies_with_agentwatch(cli: CLI) -> None:
+    code = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(60)"
+    with screen(cli, "run", "--no-server", "--", *cli.py(code)) as s:
+        pid = s.agent_pid()
+        s.proc.kill()  # no chance to clean up: the watchdog and PR_SET_PDEATHSIG act
+        s.wait_exit()
+        deadline = time.monotonic() + 5
+        while not gone(pid):
+            assert time.monotonic() < deadline, "the agent outlived agentwatch"
+            time.sleep(0.02)
