@@ -160,8 +160,10 @@ def _until_exit(
         replayed = tracker()
         for event in events:
             replayed.feed(event)
+        if not replayed.done:  # the history lags the state by a moment: follow to the end
+            return _follow(server, sub, transport, printer, tracker(), types)
         printer.print(e for e in events if not types or e.get("type") in types)
-        return replayed.status if replayed.done else seeded.status
+        return replayed.status
 
 
 Where = tuple[str | None, str | None, str | None, Path | None]
