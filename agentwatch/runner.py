@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -182,6 +183,12 @@ class _Interrupts:
     def ctrl_c(self, delivered: bool) -> None:
         """A Ctrl-C typed while our terminal is relayed (raw, so no SIGINT for us)."""
         self.signal(signal.SIGINT, delivered=delivered)
+
+
+def _note_exit(session: Session, proc: ManagedProcess, status: int) -> None:
+    """A process started again by a restart request ended with ``status``."""
+    if status != 0 and proc.name not in session.failures:
+        session.failures.append(proc.name)
 
 
 async def _follow_signals(interrupts: _Interrupts, console: Console | None) -> None:
@@ -357,6 +364,8 @@ async def run_session(
                 on_ready(session)
             by_name = {p.name: p for p in procs}
             await nursery.start(supervisor.serve_echo)  # the one writer of our stdout/stderr
+            # exited processes started again (SPEC 4) live as long as the run, not the phase
+            await nursery.start(supervisor.serve_restarts, nursery, partial(_note_exit, session))
             relay: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
             if console is not None:  # raw while the agents run; cooked again for the linger
                 relay = console.open_relay(interrupts.ctrl_c)
@@ -364,11 +373,18 @@ async def run_session(
                 for proc in procs:
                     deps = [by_name[d] for d in proc.spec.depends_on]
                     agents.start_soon(_serve_agent, session, proc, deps)
-            await supervisor.wait_echoed()
-            hub.close()
-            await echo_done.wait()
+            while True:
+                await supervisor.wait_restarted()
+                await supervisor.wait_echoed()
+                hub.close()
+                await echo_done.wait()
+                linger = partial(_linger, hub, opts.linger, interrupts.linger_scope)
+                if ctx is None or not await supervisor.unless_restarted(linger):
+                    break
+                hub.closed = False  # a restart during the linger: the run is live again
+                interrupts.linger_scope = trio.CancelScope()  # a scope is entered once
+            supervisor.ending = True  # restarts now answer 409
             if ctx is not None:
-                await _linger(hub, opts.linger, linger_scope)
                 ctx.shutting_down = True
             nursery.cancel_scope.cancel()
     finally:

@@ -15,7 +15,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,9 @@ from agentwatch.terminal import Console
 WAITING_SILENCE_S = 2.0  # SPEC 5: silent this long and reading stdin = waiting
 WAITING_POLL_S = 0.25  # how often a silent agent's syscall is checked
 MEMORY_POLL_S = 1.0  # how often the tree's RSS is checked under --max-memory
+# Restart requests of exited processes wait here for `serve_restarts`: at most one
+# per process (its state is `restarting` until served), so never more than the run's.
+RESTART_QUEUE = math.inf
 
 
 class ProcState(enum.Enum):
@@ -163,6 +166,13 @@ class Supervisor:
         self.shutting_down = False
         self._pumps: dict[str, list[Pump]] = {}
         self._echo = EchoWriter(prefix=prefix)  # `serve_echo` runs it
+        self._again_send, self._again_recv = trio.open_memory_channel[ManagedProcess](RESTART_QUEUE)
+        self._serving_restarts = False
+        self.ending = False  # the run's final shutdown began: no more starts
+        self._again: set[str] = set()  # exited processes started again, until final
+        self._again_done = trio.Event()
+        self._again_done.set()
+        self._requested = trio.Event()  # set (and replaced) on each such restart
 
     def add(self, spec: AgentSpec) -> ManagedProcess:
         """Register a process (state `starting`) before it is served."""
@@ -182,6 +192,79 @@ class Supervisor:
     async def wait_echoed(self) -> None:
         """Wait until every byte read so far was echoed."""
         await self._echo.wait_echoed()
+
+    async def serve_restarts(
+        self,
+        nursery: trio.Nursery,
+        on_exit: Callable[[ManagedProcess, int], None] | None = None,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Start exited processes again in ``nursery`` when `restart` asks, until
+        cancelled; ``on_exit(proc, status)`` after each such life."""
+        self._serving_restarts = True
+        task_status.started()
+        try:
+            async for proc in self._again_recv:
+                nursery.start_soon(self._serve_again, proc, on_exit)
+        finally:
+            self._serving_restarts = False
+
+    async def _serve_again(
+        self, proc: ManagedProcess, on_exit: Callable[[ManagedProcess, int], None] | None
+    ) -> None:
+        try:
+            status = await self.serve_process(proc)
+        finally:
+            self._again.discard(proc.name)
+            if not self._again:
+                self._again_done.set()
+        if on_exit is not None:
+            on_exit(proc, status)
+
+    async def wait_restarted(self) -> None:
+        """Wait until every process started again by `restart` is final."""
+        while self._again:
+            await self._again_done.wait()
+
+    async def unless_restarted(self, linger: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``linger``; return True, cutting it short, as soon as an exited process
+        is started again (the run is live again), else False once it returns."""
+        if self._again:
+            return True
+        cut = False
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                nonlocal cut
+                await self._requested.wait()
+                cut = True
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            await linger()
+            nursery.cancel_scope.cancel()
+        return cut or bool(self._again)
+
+    def _start_again(self, proc: ManagedProcess) -> None:
+        if self.ending or self.shutting_down:
+            raise ProtocolError(
+                f"process {proc.name!r} has exited and the run is ending",
+                status=409,
+                code="conflict",
+            )
+        if not self._serving_restarts:
+            raise ProtocolError(f"process {proc.name!r} has exited", status=409, code="conflict")
+        proc.state = ProcState.RESTARTING
+        proc.restarts += 1
+        proc.stop_reason = proc.status = None
+        proc._backoff, proc._pending_action = Backoff(), None
+        proc.done_event, proc.running_event = trio.Event(), trio.Event()
+        self._again.add(proc.name)
+        self._again_done = trio.Event()
+        self._again_send.send_nowait(proc)
+        self._requested.set()
+        self._requested = trio.Event()
 
     def get(self, name: str) -> ManagedProcess:
         """The process ``name``; ProtocolError 404 if unknown."""
@@ -211,12 +294,18 @@ class Supervisor:
         self._kill_after(proc, proc.spec.grace)
 
     def restart(self, name: str) -> None:
-        """Stop the process and start it again at once (no backoff)."""
+        """Stop the process and start it again at once (no backoff); start an exited
+        or failed one again (`serve_restarts` runs it)."""
         proc = self.get(name)
         if proc.state is ProcState.STOPPING:
             raise ProtocolError(f"process {name!r} is stopping", status=409, code="conflict")
         if proc.state in (ProcState.EXITED, ProcState.FAILED):
-            raise ProtocolError(f"process {name!r} has exited", status=409, code="conflict")
+            self._start_again(proc)  # SPEC 4: while the run is live
+            return
+        if proc.state is ProcState.RESTARTING:  # about to start again: now, not after backoff
+            if proc._wait_scope is not None:
+                proc._wait_scope.cancel()
+            return
         self.stop(name, reason="restart")
 
     def send_signal(self, name: str, sig: int) -> None:
