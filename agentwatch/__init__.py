@@ -6,12 +6,20 @@ serve their events itself, and follow a run with the async client::
     import trio
     import agentwatch
 
-    async def main() -> None:
+    async def main() -> int:
         spec = agentwatch.AgentSpec("hello", ("echo", "hi"))
         opts = agentwatch.SessionOptions(server=agentwatch.ServerConfig(token="t"))
-        status = await agentwatch.run_session([spec], opts)
+        async with trio.open_nursery() as nursery:
+            session = await nursery.start(agentwatch.run_session, [spec], opts)
+            async with agentwatch.follow_session(session) as events:
+                async for event in events:  # from seq 1; ends with the run
+                    print(event["seq"], event["type"])
+        return agentwatch.exit_status(session)
 
     trio.run(main)
+
+Another program follows a run with ``follow(find_server(...))`` over the
+network (native WebSocket or SSE, reconnecting and resuming by itself).
 
 Names are imported on first use, so ``import agentwatch`` stays cheap (no
 trio, psutil or server code until needed). See ``examples/embed.py``.
