@@ -257,7 +257,7 @@ class Supervisor:
             raise ProtocolError(f"process {proc.name!r} has exited", status=409, code="conflict")
         proc.state = ProcState.RESTARTING
         proc.restarts += 1
-        proc.stop_reason = proc.status = None
+        proc.stop_reason = None  # its status stays the last life's until this one ends
         proc._backoff, proc._pending_action = Backoff(), None
         proc.done_event, proc.running_event = trio.Event(), trio.Event()
         self._again.add(proc.name)
