@@ -152,3 +152,23 @@ def test_a_real_connection_loss_reconnects_with_a_retry_button(page: Page, tmp_p
     finally:
         proxy.close()
         run.close()
+
+
+def test_a_restart_during_the_linger_makes_the_page_live_again(page: Page, tmp_path: Path) -> None:
+    run, go = start(tmp_path, "--linger", "60")
+    try:
+        go.touch()
+        run.wait_until(lambda p: p["state"] == "exited", what="the agent's exit")
+        page.goto(run.url)
+        expect_ended_with_every_line(page)
+        go.unlink()  # the agent, started again, waits
+        page.get_by_test_id("restart-a").click()
+        expect(pill(page)).to_have_attribute("data-state", "live")
+        expect(page.get_by_test_id("process-state-a")).to_have_text("running")
+        page.wait_for_function(f"agentwatch.outputLines('a').length == {2 * LINES}")
+        go.touch()
+        expect(pill(page)).to_have_attribute("data-state", "ended")
+        expect(page.get_by_test_id("reconnect-now")).to_be_hidden()
+        assert "reconnecting" not in page.evaluate("agentwatch.connStates()")
+    finally:
+        run.close()
