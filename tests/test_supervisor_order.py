@@ -6,6 +6,7 @@ journal (neither the stream being echoed nor the other one)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -29,6 +30,10 @@ for i in range({LINES}):
     time.sleep(0.01)
 """
 EXPECTED = [("out" if i % 2 == 0 else "err") + f" {i}" for i in range(LINES)]
+
+
+def when(e: dict[str, Any]) -> float:
+    return dt.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
 
 
 def outputs(events: list[dict[str, Any]]) -> list[str]:
@@ -91,6 +96,8 @@ def test_stalled_echo_does_not_hold_back_the_journal(cli: CLI) -> None:
         evs = cli.wait_for(journaled, timeout=15, what="every line journaled")
         assert outputs(evs)[:STALLED_LINES] == ["o" * 99] * STALLED_LINES
         assert outputs(evs)[STALLED_LINES:] == [f"err {i}" for i in range(5)]
+        out = [e for e in evs if e["type"] == "process-output"]
+        assert when(out[-1]) - when(out[STALLED_LINES - 1]) < 2.0  # promptly, not when read
         assert live.poll() is None  # still running: its echo waits for a reader
     finally:
         os.killpg(live.pid, signal.SIGKILL)
@@ -110,3 +117,31 @@ def _kill_agents(journal: Path) -> None:
                 os.killpg(e["pid"], signal.SIGKILL)
             except OSError:
                 pass
+
+
+FLOOD = """
+import sys, threading, time
+block = (b"f" * 79 + b"\\n") * 1000
+def flood():  # 400,000 lines as fast as the pipe takes them: a second or two of capture
+    for _ in range(400):
+        sys.stdout.buffer.write(block)
+threading.Thread(target=flood, daemon=True).start()
+for i in range(10):
+    sys.stderr.write("tick %d %.6f\\n" % (i, time.time()))
+    sys.stderr.flush()
+    time.sleep(0.1)
+"""
+
+
+def test_a_flood_on_stdout_does_not_starve_stderr(cli: CLI) -> None:
+    journal = cli.home / "flood.jsonl"
+    res = cli.run("run", "--no-server", "--quiet", "--journal", journal, "--", *cli.py(FLOOD))
+    assert res.returncode == 0, res.stderr
+    ticks = [
+        e
+        for e in cli.check_journal(journal)
+        if e["type"] == "process-output" and e["stream"] == "stderr"
+    ]
+    assert [e["output"].split()[1] for e in ticks] == [str(i) for i in range(10)]
+    late = [when(e) - float(e["output"].split()[2]) for e in ticks]
+    assert max(late) < 1.0, late  # journaled while stdout kept the reader busy
