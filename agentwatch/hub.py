@@ -50,6 +50,10 @@ READ_MAX_EVENTS = 4096  # events handed to a transport per read
 READ_MAX_BYTES = 1024 * 1024  # bytes handed to a transport per read (< 1 MiB frames)
 JOURNAL_BACKLOG_BYTES = 8 * 1024 * 1024  # unwritten journal bytes before producers wait
 JOURNAL_CACHE_CHUNKS = 32  # decoded journal chunks (64 KiB to 1 MiB) shared by catching-up readers
+# Journal chunks one `Hub.read` decodes at most: a few ms of work on the event loop, so a
+# reader skipping a long stretch of filtered-out events (a quiet process in a long run)
+# never stalls the other connections and the pipe readers; it calls again from the cursor.
+JOURNAL_SCAN_CHUNKS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +327,8 @@ class Hub:
         of the journal once, not ten times.
         """
         first = journal.chunk_of(cursor + 1)
-        batches = (b for i in range(first, journal.chunks) for b in self._journal_chunk(journal, i))
+        last = min(journal.chunks, first + JOURNAL_SCAN_CHUNKS)
+        batches = (b for i in range(first, last) for b in self._journal_chunk(journal, i))
         return _collect(batches, cursor, flt, max_events, max_bytes, self.last_seq)
 
     def _journal_chunk(self, journal: Journal, i: int) -> list[EventBatch]:

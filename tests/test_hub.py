@@ -517,3 +517,38 @@ async def test_tail_cursor_scans_a_big_journal_off_the_event_loop(tmp_path: Path
             nursery.cancel_scope.cancel()
     assert cursor == 10  # quiet's events are seqs 1..20: the last 10 follow seq 10
     assert worst < 0.1, f"the event loop stalled {worst * 1000:.0f} ms"
+
+
+async def test_read_of_a_quiet_process_never_scans_a_big_journal_at_once(tmp_path: Path) -> None:
+    """``subscribe quiet`` from seq 0 over a 60 MiB journal of another process.
+
+    One `Hub.read` used to decode the whole stretch of filtered-out events on
+    the event loop (about 1 s for 100 MiB); now each call decodes a bounded
+    number of chunks and returns the cursor it reached, so the caller loops
+    with checkpoints in between.
+    """
+    hub = make_hub(open_journal(tmp_path / "events.jsonl"), history_events=1000)
+    hub.publish_output("quiet", "stdout", ["first"])
+    block = ["x" * 300] * 1024  # one ~310 KiB batch
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.serve_journal)
+        while hub.journal is not None and hub.journal.size < 60 * 2**20:
+            hub.publish_output("busy", "stdout", block)
+            await hub.wait_journal()
+        hub.publish_output("quiet", "stdout", ["last"])
+        await hub.wait_journal()
+        nursery.cancel_scope.cancel()
+    quiet = Filter(process_ids=frozenset({"quiet"}))
+    cursor, seen, worst, calls = 0, [], 0.0, 0
+    while cursor < hub.last_seq:
+        start = time.perf_counter()
+        read = hub.read(cursor, quiet)
+        worst = max(worst, time.perf_counter() - start)
+        calls += 1
+        assert read.gap is None
+        assert read.cursor > cursor
+        cursor = read.cursor
+        seen += [e["output"] for e in events_of(read)]
+    assert seen == ["first", "last"]
+    assert calls > 2  # the stretch of busy events took several bounded reads
+    assert worst < 0.15, f"one read took {worst * 1000:.0f} ms on the event loop"

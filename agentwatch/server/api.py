@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 import msgspec
+import trio
 
 from agentwatch.errors import ProtocolError
 from agentwatch.events import EventBatch, json_array
@@ -114,6 +115,7 @@ async def _send_history(
         if read.cursor == cursor:
             break
         cursor = read.cursor
+        await trio.lowlevel.checkpoint()  # a long stretch of journal: let others run between reads
     more = b"true" if cursor < hub.last_seq else b"false"
     body = b'{"events":' + json_array(batches) + b',"lastSeq":%d,"more":%s' % (cursor, more)
     if gaps:
