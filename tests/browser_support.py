@@ -69,6 +69,7 @@ class AgentwatchRun:
         name: str = "ticker",
         extra_args: list[str] | None = None,
         stdin_pipe: bool = False,
+        up_file: Path | None = None,
     ) -> None:
         env = dict(os.environ)
         env["AGENTWATCH_HOME"] = str(home)
@@ -88,6 +89,9 @@ class AgentwatchRun:
             "--",
             *command,
         ]
+        if up_file is not None:  # `agentwatch up -f FILE` instead of `run`
+            argv = [sys.executable, "-m", "agentwatch", "up", "-f", str(up_file)]
+            argv += ["--port", "0", "--quiet", *(extra_args or [])]
         self.name = name
         self.home = home
         self.stderr_lines: list[str] = []

@@ -172,3 +172,42 @@ def test_a_restart_during_the_linger_makes_the_page_live_again(page: Page, tmp_p
         assert "reconnecting" not in page.evaluate("agentwatch.connStates()")
     finally:
         run.close()
+
+
+def test_pending_and_skipped_agents_show_their_state(page: Page, tmp_path: Path) -> None:
+    """`up` agents waiting on depends_on are `pending`; those whose dependency failed `skipped`."""
+    go = tmp_path / "go"
+    team = tmp_path / "team.toml"
+    py = sys.executable.replace("\\", "/")
+    wait = "import os, sys, time\\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.02)"
+    team.write_text(
+        f"""
+[agents.gate]
+command = ["{py}", "-c", "{wait}", "{go}"]
+
+[agents.later]
+command = ["{py}", "-c", "print('later ran')"]
+depends_on = {{ gate = "completed" }}
+
+[agents.bad]
+command = ["{py}", "-c", "raise SystemExit(3)"]
+
+[agents.needs_bad]
+command = ["{py}", "-c", "print('never')"]
+depends_on = {{ bad = "succeeded" }}
+"""
+    )
+    run = AgentwatchRun(tmp_path / "home", [], up_file=team, extra_args=["--linger", "30"])
+    try:
+        run.wait_serving()
+        page.goto(run.url)
+        expect(page.get_by_test_id("process-state-later")).to_have_text("pending")
+        expect(page.get_by_test_id("process-state-later")).to_have_class(re.compile("st-pending"))
+        expect(page.get_by_test_id("process-state-needs_bad")).to_have_text("skipped")
+        expect(page.get_by_test_id("process-state-needs_bad")).to_have_class(
+            re.compile("st-skipped")
+        )
+        go.write_text("go")
+        expect(page.get_by_test_id("process-state-later")).to_have_text("exited")
+    finally:
+        run.close()
