@@ -278,7 +278,7 @@ class Supervisor:
     def stop(self, name: str, *, reason: str = "user") -> None:
         """SIGTERM the process group, SIGKILL the tree after the grace period."""
         proc = self.get(name)
-        if proc.state in (ProcState.EXITED, ProcState.FAILED):
+        if proc.state in (ProcState.EXITED, ProcState.FAILED, ProcState.SKIPPED):
             raise ProtocolError(f"process {name!r} is not running", status=409, code="conflict")
         if proc.state is ProcState.STOPPING:
             return
@@ -302,6 +302,12 @@ class Supervisor:
         if proc.state in (ProcState.EXITED, ProcState.FAILED):
             self._start_again(proc)  # SPEC 4: while the run is live
             return
+        if proc.state is ProcState.SKIPPED:  # final: what it depends on did not hold
+            raise ProtocolError(
+                f"process {name!r} was skipped (its depends_on failed); restart that instead",
+                status=409,
+                code="conflict",
+            )
         if proc.state is ProcState.RESTARTING:  # about to start again: now, not after backoff
             if proc._wait_scope is not None:
                 proc._wait_scope.cancel()

@@ -121,3 +121,20 @@ def test_restart_of_an_exited_agent_is_refused_once_the_run_is_ending(
     assert "run is ending" in body["error"]["message"]
     assert live.finish() != 0
     assert [e["restarts"] for e in of(live, "process-started", "quick")] == [0]
+
+
+def test_a_skipped_agent_is_not_restarted_nor_left_stopping(cli: CLI, tmp_path: Path) -> None:
+    toml = team(tmp_path, quick=QUICK, steady=STEADY)
+    toml.write_text(
+        toml.read_text() + "[agents.after]\ncommand = ['true']\n"
+        'depends_on = { quick = "succeeded" }\n'
+    )
+    live = start_up(cli, toml, "--token", TOKEN)
+    live.wait_event(lambda e: e["type"] == "system-alert" and e["processId"] == "after")
+    assert api(live, "GET", "/api/processes/after")[1]["state"] == "skipped"
+    for action in ("restart", "stop"):
+        status, body = api(live, "POST", f"/api/processes/after/{action}")
+        assert status == 409, body
+    assert api(live, "GET", "/api/processes/after")[1]["state"] == "skipped"
+    assert api(live, "POST", "/api/processes/steady/stop")[0] == 202
+    assert live.finish() == 3
