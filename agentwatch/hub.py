@@ -273,6 +273,11 @@ class Hub:
         """No more events: wake every waiter so that followers can finish."""
         self.closed = True
         self._changed.set()
+        self._changed = trio.Event()
+
+    def reopen(self) -> None:
+        """More events after all: a process was restarted while the run lingered (SPEC 4)."""
+        self.closed = False
 
     @property
     def finished(self) -> bool:

@@ -381,7 +381,7 @@ async def run_session(
                 linger = partial(_linger, hub, opts.linger, interrupts.linger_scope)
                 if ctx is None or not await supervisor.unless_restarted(linger):
                     break
-                hub.closed = False  # a restart during the linger: the run is live again
+                hub.reopen()  # a restart during the linger: the run is live again
                 interrupts.linger_scope = trio.CancelScope()  # a scope is entered once
             supervisor.ending = True  # restarts now answer 409
             if ctx is not None:
