@@ -5,7 +5,12 @@
     ├── SpawnError         the command could not be started (exit 126/127)
     ├── JournalError       the journal could not be opened or read
     ├── ProtocolError      a peer sent something we cannot accept (status hint)
+    ├── ControlError       a control request cannot be carried out (fields, no status)
+    │   ├── UnknownProcess     no process of that name (the API answers 404)
+    │   ├── ControlConflict    not in a state that allows it (the API answers 409)
+    │   └── InvalidSignal      not a signal name or number (the API answers 400)
     └── ClientError        a client command could not reach or use a server
+        └── ConnectionLost the connection broke; `follow` reconnects (never escapes it)
 
 An agent's own failure is never an exception: it is an event.
 """
@@ -44,9 +49,48 @@ class ProtocolError(AgentwatchError):
         self.code = code
 
 
+class ControlError(AgentwatchError):
+    """A control request (add, get, stop, restart, signal) cannot be carried out.
+
+    Raised by the supervisor; the server maps each subclass to its HTTP answer
+    (`agentwatch.server.api.control_error`). ``name`` is the process named, if any.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class UnknownProcess(ControlError):
+    """No process is called ``name``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown process {name!r}", name=name)
+
+
+class ControlConflict(ControlError):
+    """Process ``name`` is in a state that does not allow the request."""
+
+
+class InvalidSignal(ControlError):
+    """``signal`` is neither a signal name nor a signal number."""
+
+    def __init__(self, signal: str | int) -> None:
+        super().__init__(f"unknown signal {signal!r}")
+        self.signal = signal
+
+
 class ClientError(AgentwatchError):
     """A client command could not find, reach or use a server."""
 
     def __init__(self, message: str, *, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ConnectionLost(ClientError):
+    """The connection to a server broke or could not be made: worth another try.
+
+    A transport of `agentwatch.client.follow` raises it; `follow` reconnects
+    with backoff and raises a plain `ClientError` once it gives up.
+    """

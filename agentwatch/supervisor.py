@@ -32,7 +32,13 @@ from agentwatch.capture import (
     drain,
 )
 from agentwatch.config import AgentSpec, StdinMode
-from agentwatch.errors import ProtocolError, SpawnError
+from agentwatch.errors import (
+    ControlConflict,
+    ControlError,
+    InvalidSignal,
+    SpawnError,
+    UnknownProcess,
+)
 from agentwatch.events import (
     PROCESS_ERROR,
     PROCESS_RESUMED,
@@ -75,7 +81,7 @@ SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 
 
 def parse_signal(text: str | int) -> int:
-    """``TERM``, ``SIGTERM``, ``15`` -> 15; raise ProtocolError otherwise."""
+    """``TERM``, ``SIGTERM``, ``15`` -> 15; raise InvalidSignal otherwise."""
     if isinstance(text, int) or (isinstance(text, str) and text.isdigit()):
         num = int(text)
         if num in SIGNAL_NAMES:
@@ -86,7 +92,7 @@ def parse_signal(text: str | int) -> int:
         sig = getattr(signal.Signals, name, None)
         if isinstance(sig, signal.Signals):
             return int(sig)
-    raise ProtocolError(f"unknown signal {text!r}", status=400, code="invalid-signal")
+    raise InvalidSignal(text)
 
 
 @dataclass
@@ -177,7 +183,7 @@ class Supervisor:
     def add(self, spec: AgentSpec) -> ManagedProcess:
         """Register a process (state `starting`) before it is served."""
         if spec.name in self.processes:
-            raise ProtocolError(f"process {spec.name!r} exists", status=409, code="conflict")
+            raise ControlConflict(f"process {spec.name!r} exists", name=spec.name)
         proc = ManagedProcess(spec)
         self.processes[spec.name] = proc
         self._echo.add_name(spec.name)
@@ -248,13 +254,11 @@ class Supervisor:
 
     def _start_again(self, proc: ManagedProcess) -> None:
         if self.ending or self.shutting_down:
-            raise ProtocolError(
-                f"process {proc.name!r} has exited and the run is ending",
-                status=409,
-                code="conflict",
+            raise ControlConflict(
+                f"process {proc.name!r} has exited and the run is ending", name=proc.name
             )
         if not self._serving_restarts:
-            raise ProtocolError(f"process {proc.name!r} has exited", status=409, code="conflict")
+            raise ControlConflict(f"process {proc.name!r} has exited", name=proc.name)
         proc.state = ProcState.RESTARTING
         proc.restarts += 1
         proc.stop_reason = None  # its status stays the last life's until this one ends
@@ -267,10 +271,10 @@ class Supervisor:
         self._requested = trio.Event()
 
     def get(self, name: str) -> ManagedProcess:
-        """The process ``name``; ProtocolError 404 if unknown."""
+        """The process ``name``; `UnknownProcess` if there is none."""
         proc = self.processes.get(name)
         if proc is None:
-            raise ProtocolError(f"unknown process {name!r}", status=404, code="not-found")
+            raise UnknownProcess(name)
         return proc
 
     # ---- control ----------------------------------------------------------
@@ -279,7 +283,7 @@ class Supervisor:
         """SIGTERM the process group, SIGKILL the tree after the grace period."""
         proc = self.get(name)
         if proc.state in (ProcState.EXITED, ProcState.FAILED, ProcState.SKIPPED):
-            raise ProtocolError(f"process {name!r} is not running", status=409, code="conflict")
+            raise ControlConflict(f"process {name!r} is not running", name=name)
         if proc.state is ProcState.STOPPING:
             return
         proc.stop_reason = reason
@@ -298,15 +302,14 @@ class Supervisor:
         or failed one again (`serve_restarts` runs it)."""
         proc = self.get(name)
         if proc.state is ProcState.STOPPING:
-            raise ProtocolError(f"process {name!r} is stopping", status=409, code="conflict")
+            raise ControlConflict(f"process {name!r} is stopping", name=name)
         if proc.state in (ProcState.EXITED, ProcState.FAILED):
             self._start_again(proc)  # SPEC 4: while the run is live
             return
         if proc.state is ProcState.SKIPPED:  # final: what it depends on did not hold
-            raise ProtocolError(
+            raise ControlConflict(
                 f"process {name!r} was skipped (its depends_on failed); restart that instead",
-                status=409,
-                code="conflict",
+                name=name,
             )
         if proc.state is ProcState.RESTARTING:  # about to start again: now, not after backoff
             if proc._wait_scope is not None:
@@ -318,7 +321,7 @@ class Supervisor:
         """Send ``sig`` to the process group."""
         proc = self.get(name)
         if proc.pid is None or proc.state not in (*ACTIVE, ProcState.STOPPING):
-            raise ProtocolError(f"process {name!r} is not running", status=409, code="conflict")
+            raise ControlConflict(f"process {name!r} is not running", name=name)
         sp.signal_group(proc.pid, sig)
 
     def forward_signal(self, sig: int, *, send: bool = True) -> None:
@@ -692,7 +695,7 @@ class Supervisor:
                     proc.name,
                     {"error": f"timed out after {spec.timeout:g} s", "kind": "timeout"},
                 )
-                with contextlib.suppress(ProtocolError):
+                with contextlib.suppress(ControlError):
                     self.stop(proc.name, reason="timeout")
             if (
                 spec.idle_alert
@@ -748,5 +751,5 @@ class Supervisor:
             proc.last_seq = self.hub.publish(
                 PROCESS_ERROR, proc.name, {"error": msg, "kind": "memory-limit"}
             )
-            with contextlib.suppress(ProtocolError):
+            with contextlib.suppress(ControlError):
                 self.stop(proc.name, reason="memory")

@@ -11,6 +11,7 @@ import trio
 from test_server_support import (
     TOKEN,
     HTTPClient,
+    break_route,
     port_of,
     raw_exchange,
     request,
@@ -547,11 +548,7 @@ async def test_metrics(tmp_path: Path) -> None:
 async def test_handler_error_is_500_and_server_survives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    async def broken(*args: object) -> None:
-        raise RuntimeError("boom")
-
-    routes = [(m, p, broken if p.pattern == "/api/clients" else h) for m, p, h in api.ROUTES]
-    monkeypatch.setattr(api, "ROUTES", routes)
+    break_route(monkeypatch, "/api/clients", RuntimeError("boom"))
     with trio.fail_after(10):
         async with running_server(tmp_path) as ctx:
             resp = await request(ctx, "GET", "/api/clients")

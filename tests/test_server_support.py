@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import h11
 import msgspec
+import pytest
 import trio
 
 from agentwatch.config import ServerConfig
@@ -75,6 +76,17 @@ async def running_server(
     finally:
         if jrn is not None:
             jrn.close()
+
+
+def break_route(monkeypatch: pytest.MonkeyPatch, path: str, exc: Exception) -> None:
+    """Make the route of ``path`` raise ``exc`` (a handler failure the server must survive)."""
+    from agentwatch.server import api
+
+    async def broken(*args: object) -> None:
+        raise exc
+
+    routes = [(m, p, broken if p.pattern == path else h) for m, p, h in api.ROUTES]
+    monkeypatch.setattr(api, "ROUTES", routes)
 
 
 def short_limits(**changes: Any) -> Limits:

@@ -1,7 +1,9 @@
 """The REST routes of SPEC 4 (JSON in, JSON out) and the dashboard page.
 
 Handlers are ``async (ctx, conn, request, *path_ids) -> None``; they answer
-once through ``conn`` or raise `ProtocolError`. The route table is `ROUTES`.
+once through ``conn`` or raise `ProtocolError`, or let the supervisor's
+`ControlError` through: the router answers it as `control_error` says. The
+route table is `ROUTES`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from typing import Any
 import msgspec
 import trio
 
-from agentwatch.errors import ProtocolError
+from agentwatch.errors import (
+    ControlConflict,
+    ControlError,
+    InvalidSignal,
+    ProtocolError,
+    UnknownProcess,
+)
 from agentwatch.events import EventBatch, json_array
 from agentwatch.hub import READ_MAX_EVENTS, Filter
 from agentwatch.proto.wsops import validate_publish
@@ -34,6 +42,21 @@ HTML_HEADERS = [
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
 ]
+
+# The HTTP answer to each refused control request (SPEC 4), most specific first.
+CONTROL_ANSWERS: list[tuple[type[ControlError], int, str]] = [
+    (UnknownProcess, 404, "not-found"),
+    (InvalidSignal, 400, "invalid-signal"),
+    (ControlConflict, 409, "conflict"),
+]
+
+
+def control_error(exc: ControlError) -> ProtocolError:
+    """The error response to a control request the supervisor refused (same message)."""
+    for kind, status, code in CONTROL_ANSWERS:
+        if isinstance(exc, kind):
+            return ProtocolError(str(exc), status=status, code=code)
+    return ProtocolError(str(exc), status=409, code="conflict")
 
 
 def _json_body(request: Request) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from agentwatch.errors import ProtocolError
+from agentwatch.errors import ControlError, ProtocolError
 from agentwatch.server import api
 from agentwatch.server.auth import cors_headers, is_authenticated, origin_allowed, preflight_headers
 from agentwatch.server.context import ServerContext
@@ -45,7 +45,10 @@ async def _route(ctx: ServerContext, conn: HTTPConnection, request: Request) -> 
             allowed.append(method)
             continue
         ids = [unquote(g) for g in match.groups()]
-        await handler(ctx, conn, request, *ids)
+        try:
+            await handler(ctx, conn, request, *ids)
+        except ControlError as exc:  # the supervisor refused: 404, 409 or 400
+            raise api.control_error(exc) from None
         return
     if allowed:
         await conn.send_error(

@@ -24,7 +24,9 @@ A handler gets a parsed `Request` (the whole body already read, at most
   ``await conn.end_stream()`` for a chunked response (SSE, long-polling).
 
 Or it raises `ProtocolError(message, status=, code=)`, which becomes the JSON
-error. Headers are ``(name, value)`` string pairs; CORS headers for the
+error. Any other exception answers 500 with `INTERNAL_ERROR_MESSAGE`, never
+the exception's text: that goes to stderr, one line (and the traceback with
+``AGENTWATCH_DEBUG=1``). Headers are ``(name, value)`` string pairs; CORS headers for the
 request's origin are added to every response by the router. ``conn.keep_alive
 = False`` closes the connection after the response. A WebSocket upgrade is
 taken over with `agentwatch.server.websocket.accept_websocket`, which uses
@@ -41,6 +43,7 @@ the connection is dropped (`agentwatch.server.netstream`).
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -58,6 +61,7 @@ from agentwatch.server.netstream import ConnStream
 JSON_TYPE = "application/json"
 LINGER_S = 2.0  # how long a refused request's remaining bytes are drained
 LINGER_MAX_BYTES = 4 * 1024 * 1024  # ... and how many at most
+INTERNAL_ERROR_MESSAGE = "internal server error"  # a 500's body: no exception text for peers
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 Headers = Iterable[tuple[str, str]]
 _encode = msgspec.json.Encoder().encode
@@ -327,6 +331,16 @@ def log_error(text: str) -> None:
         pass
 
 
+def log_internal_error(request: Request, exc: Exception) -> None:
+    """A handler failed: one line on stderr, plus the traceback with ``AGENTWATCH_DEBUG=1``."""
+    log_error(f"internal error on {request.method} {request.path}: {type(exc).__name__}: {exc}")
+    if os.environ.get("AGENTWATCH_DEBUG") == "1":
+        try:
+            os.write(2, "".join(traceback.format_exception(exc)).encode())
+        except OSError:
+            pass
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """Whether ``exc`` (or every leaf of a group) means the peer went away."""
     if isinstance(exc, BaseExceptionGroup):
@@ -371,8 +385,8 @@ async def _handle_one(conn: HTTPConnection, handler: Handler) -> bool:
     except Exception as exc:
         if is_disconnect(exc):
             return False
-        log_error(f"internal error on {request.method} {request.path}: {type(exc).__name__}: {exc}")
-        await _fail(conn, 500, "internal-error", f"{type(exc).__name__}: {exc}")
+        log_internal_error(request, exc)
+        await _fail(conn, 500, "internal-error", INTERNAL_ERROR_MESSAGE)
     return conn.next_cycle()
 
 
