@@ -577,7 +577,7 @@ async def test_socketio_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
     from agentwatch.server import socketio
     from agentwatch.server.http import HTTPConnection, Request
-    from agentwatch.server.websocket import ServerWebSocket
+    from agentwatch.server.upgrade import ServerWebSocket
 
     seen: list[tuple[str, bool, bytes]] = []
 

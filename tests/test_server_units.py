@@ -23,7 +23,7 @@ from agentwatch.server.follow import make_filter, split_frames, start_cursor
 from agentwatch.server.http import Request, serve_http
 from agentwatch.server.limits import Limits
 from agentwatch.server.netstream import ConnStream, Stalled
-from agentwatch.server.websocket import add_text_frame
+from agentwatch.server.upgrade import add_text_frame
 from agentwatch.supervisor import Supervisor
 
 

@@ -6,8 +6,9 @@ own task with its own limits, so a slow or hostile client only holds its
 own connection, and no handler error can take the server down.
 
 Modules: `http` (h11 loop, `Request`, `HTTPConnection`; the handler
-interface), `app` (origin, auth, routing), `api` (REST), `sse`, `ws` and
-`websocket` (native WebSocket protocol and the upgrade), `follow` (the
+interface), `app` (origin, auth, routing), `api` (REST), `sse`,
+`native_ws` (the ``/ws`` protocol of SPEC 4.1), `upgrade` (any WebSocket
+upgrade handed to trio-websocket, and the fast text-frame writer), `follow` (the
 subscriber loop shared by every streaming transport), `socketio`,
 `socketio_session` and `socketio_rooms` (the Socket.IO endpoint; its
 sessions outlive requests and run in the server's nursery, ``ctx.nursery``),

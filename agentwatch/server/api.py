@@ -33,7 +33,7 @@ from agentwatch.server.context import ServerContext
 from agentwatch.server.follow import make_filter, start_cursor
 from agentwatch.server.http import HTTPConnection, Request
 from agentwatch.server.limits import LOGS_DEFAULT_LIMIT, LOGS_MAX_BYTES, LOGS_MAX_LIMIT
-from agentwatch.server.ws import handle_ws
+from agentwatch.server.native_ws import handle_ws
 from agentwatch.supervisor import parse_signal
 
 RouteHandler = Callable[..., Awaitable[None]]

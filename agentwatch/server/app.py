@@ -20,7 +20,7 @@ from agentwatch.server import api
 from agentwatch.server.auth import cors_headers, is_authenticated, origin_allowed, preflight_headers
 from agentwatch.server.context import ServerContext
 from agentwatch.server.http import HTTPConnection, Request
-from agentwatch.server.websocket import accept_websocket
+from agentwatch.server.upgrade import accept_websocket
 
 SOCKETIO_PREFIX = "/socket.io/"
 

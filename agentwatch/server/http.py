@@ -10,7 +10,7 @@ module (``agentwatch/server/socketio.py``), which the router calls as::
                                request: Request) -> None
 
 (an upgrade that ``accepts_websocket`` refuses goes to ``handle_http``;
-``ServerWebSocket`` is in `agentwatch.server.websocket`).
+``ServerWebSocket`` is in `agentwatch.server.upgrade`).
 
 A handler gets a parsed `Request` (the whole body already read, at most
 ``Limits.max_body_bytes``) and answers through its `HTTPConnection`, once:
@@ -29,7 +29,7 @@ the exception's text: that goes to stderr, one line (and the traceback with
 ``AGENTWATCH_DEBUG=1``). Headers are ``(name, value)`` string pairs; CORS headers for the
 request's origin are added to every response by the router. ``conn.keep_alive
 = False`` closes the connection after the response. A WebSocket upgrade is
-taken over with `agentwatch.server.websocket.accept_websocket`, which uses
+taken over with `agentwatch.server.upgrade.accept_websocket`, which uses
 `HTTPConnection.detach`.
 
 Limits (`agentwatch.server.limits`): a request head over 64 KiB answers

@@ -65,7 +65,7 @@ from agentwatch.server.socketio_session import (
     SocketIOLimits,
     registry_of,
 )
-from agentwatch.server.websocket import ServerWebSocket
+from agentwatch.server.upgrade import ServerWebSocket
 
 __all__ = [
     "PATH",

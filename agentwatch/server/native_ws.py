@@ -38,7 +38,7 @@ from agentwatch.server.follow import (
 )
 from agentwatch.server.http import HTTPConnection, Request
 from agentwatch.server.limits import Limits
-from agentwatch.server.websocket import ServerWebSocket, accept_websocket
+from agentwatch.server.upgrade import ServerWebSocket, accept_websocket
 
 RUN_FINISHED = "run finished"  # close reason once every subscription has everything
 CLOSE_FINISHED = 1000  # the run is over and every subscription has everything: do not retry
