@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentwatch.client.exits import ExitTracker
 from agentwatch.events import (
     PROCESS_ERROR,
     PROCESS_OUTPUT,
@@ -25,7 +26,6 @@ from agentwatch.events import (
     decode_event,
 )
 from agentwatch.hub import Filter
-from agentwatch.render import ExitTracker
 
 if TYPE_CHECKING:
     from agentwatch.hub import Hub

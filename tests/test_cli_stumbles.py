@@ -20,7 +20,7 @@ from conftest import CLI, ROOT
 from test_cli_support import agent_env, client, json_lines, one_error_line
 from typer.testing import CliRunner
 
-import agentwatch.render
+import agentwatch.cli.render
 from agentwatch.cli import app, client_cmds
 
 pytestmark = pytest.mark.timeout(120)
@@ -161,7 +161,7 @@ def test_where_the_run_went_on_a_terminal(cli: CLI) -> None:
 
 
 def test_dead_code_is_gone() -> None:
-    assert not hasattr(agentwatch.render, "output_bytes")
+    assert not hasattr(agentwatch.cli.render, "output_bytes")
 
 
 def test_help_text_names_every_command(cli: CLI) -> None:

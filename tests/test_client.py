@@ -22,10 +22,11 @@ from test_cli_support import Proxy, proxy_to
 
 import agentwatch
 from agentwatch.client import Server, Subscription, api, find_server, follow
-from agentwatch.client_sse import stream_path
+from agentwatch.client.discovery import live_runs, resolve_run_id
+from agentwatch.client.sse import stream_path
 from agentwatch.config import AgentSpec, ServerConfig
 from agentwatch.errors import ClientError
-from agentwatch.paths import Discovery, live_runs, resolve_run_id, write_discovery
+from agentwatch.paths import Discovery, write_discovery
 from agentwatch.runner import Echo, Session, SessionOptions, run_session
 
 TOKEN = "client-test-token"
@@ -348,7 +349,7 @@ async def test_a_failed_websocket_handshake_is_retried(monkeypatch: pytest.Monke
 
     (Once, every retryable WebSocket failure crashed with a TypeError instead.)
     """
-    monkeypatch.setattr("agentwatch.client_stream.CONNECT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("agentwatch.client.connect.CONNECT_TIMEOUT_S", 0.5)
     accepted = 0
 
     async def hang_up(stream: trio.SocketStream) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from agentwatch.render import ExitTracker, Renderer, describe, signal_number
+from agentwatch.cli.render import Renderer, describe
+from agentwatch.client.exits import ExitTracker, signal_number
 
 
 @pytest.fixture

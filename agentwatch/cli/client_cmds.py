@@ -19,7 +19,6 @@ import typer
 
 from agentwatch.cli import Command, app, options
 from agentwatch.cli.client_common import (
-    EXIT_NOT_FOUND,
     Printer,
     Since,
     Tail,
@@ -28,13 +27,12 @@ from agentwatch.cli.client_common import (
     choices,
     complete_processes,
     fmt_bytes,
-    history,
     print_json,
-    processes_of,
     server_of,
     table,
     uptime,
 )
+from agentwatch.client.discovery import EXIT_NOT_FOUND
 from agentwatch.errors import ClientError, ConfigError
 
 
@@ -51,8 +49,8 @@ def ps(
     home: options.Home = None,
 ) -> int:
     """List the processes of the live run(s)."""
-    from agentwatch.client import Server
-    from agentwatch.paths import live_runs
+    from agentwatch.client import Server, processes
+    from agentwatch.client.discovery import live_runs
 
     env = os.environ
     several = not (url or run_id or env.get("AGENTWATCH_URL") or env.get("AGENTWATCH_RUN_ID"))
@@ -65,7 +63,7 @@ def ps(
     procs: list[dict[str, Any]] = []
     for server in servers:
         try:
-            procs += [{"runId": server.run_id, **p} for p in processes_of(server)]
+            procs += [{"runId": server.run_id, **p} for p in processes(server)]
         except ClientError as exc:
             if not several or len(servers) == 1:
                 raise
@@ -116,7 +114,7 @@ def logs(
     home: options.Home = None,
 ) -> int:
     """Print a process's history, from the server or offline from a journal."""
-    from agentwatch.client import Subscription
+    from agentwatch.client import Subscription, history, processes
 
     if journal is not None and (url or run_id):
         raise ConfigError("--journal reads a file: it excludes --url and --run")
@@ -125,11 +123,11 @@ def logs(
             raise ConfigError("missing the process: agentwatch logs PROCESS (or --run ID for all)")
         process = "*"
     if journal is None and run_id is not None and not url:
-        from agentwatch.offline import run_journal
+        from agentwatch.client.offline import run_journal
 
         journal = run_journal(run_id, home)
     if journal is not None:
-        from agentwatch.offline import journal_events
+        from agentwatch.client.offline import journal_events
 
         found = journal_events(journal, process, since, tail)
         if process != "*" and process not in found.processes:
@@ -142,7 +140,7 @@ def logs(
         return 0
     server = server_of(url, token, run_id, home)
     if process != "*":
-        check_names(server, [process], processes_of(server))
+        check_names(server, [process], processes(server))
     Printer(json_, [process]).print(
         history(server, Subscription((process,), None, None, since, tail))
     )
@@ -152,7 +150,7 @@ def logs(
 @app.command("runs", cls=Command)
 def runs(json_: options.Json = False, home: options.Home = None) -> int:
     """List live and past runs (newest first)."""
-    from agentwatch.offline import list_runs
+    from agentwatch.client.offline import list_runs
 
     found = list_runs(home)
     if json_:

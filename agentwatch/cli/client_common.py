@@ -1,5 +1,5 @@
 """What the client commands share: finding the server, options, completion,
-printing events and tables for people or scripts, and reading history."""
+printing events and tables for people or scripts."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agentwatch.client.discovery import EXIT_NOT_FOUND
 from agentwatch.errors import ClientError, ConfigError
 
 if TYPE_CHECKING:
-    from agentwatch.client import Server, Subscription
-    from agentwatch.render import Renderer
+    from agentwatch.cli.render import Renderer
+    from agentwatch.client import Server
 
-HISTORY_PAGE = 10_000  # events per REST page (the server's maximum)
-EXIT_NOT_FOUND = 4
 COMPLETE_TIMEOUT_S = 1.0  # shell completion asks the live run; a person is waiting
 EVENT_TYPES = (
     "process-started",
@@ -111,7 +110,7 @@ class Printer:
     """Prints events as JSON Lines or human lines, flushing once per batch."""
 
     def __init__(self, as_json: bool, names: Iterable[str] = ()) -> None:
-        from agentwatch.render import Renderer
+        from agentwatch.cli.render import Renderer
 
         self.as_json = as_json
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -129,13 +128,6 @@ class Printer:
                 sys.stdout.flush()
 
 
-def processes_of(server: Server) -> list[dict[str, Any]]:
-    from agentwatch.client import api
-
-    procs = api(server, "GET", "/api/processes")
-    return [p for p in procs if isinstance(p, dict)] if isinstance(procs, list) else []
-
-
 def check_names(server: Server, wanted: Iterable[str], procs: list[dict[str, Any]]) -> None:
     known = [str(p.get("processId")) for p in procs]
     for name in wanted:
@@ -145,39 +137,6 @@ def check_names(server: Server, wanted: Iterable[str], procs: list[dict[str, Any
                 f"no process {name!r}{run} (processes: {', '.join(known) or 'none'})",
                 exit_code=EXIT_NOT_FOUND,
             )
-
-
-def history(server: Server, sub: Subscription) -> list[dict[str, Any]]:
-    """Every matching event so far, through the REST API, with gaps as gap events."""
-    from agentwatch.client import api
-
-    pids = [p for p in sub.process_ids if p != "*"] if "*" not in sub.process_ids else []
-    params: list[tuple[str, str]] = [("limit", str(HISTORY_PAGE))]
-    params += [("type", t) for t in sub.types or ()]
-    if sub.stream:
-        params.append(("stream", sub.stream))
-    if len(pids) == 1:
-        path = f"/api/processes/{urllib.parse.quote(pids[0], safe='')}/logs"
-    else:
-        path = "/api/events"
-        params += [("processId", p) for p in pids]
-    start: list[tuple[str, str]] = [("since", str(sub.since or 0))]
-    if sub.tail is not None:
-        start = [("tail", str(sub.tail))] + (start if sub.since is not None else [])
-    events: list[dict[str, Any]] = []
-    query = [*params, *start]
-    while True:
-        page = api(server, "GET", f"{path}?{urllib.parse.urlencode(query)}")
-        if not isinstance(page, dict):
-            raise ClientError(f"unexpected answer from {server.url}{path}")
-        events += page.get("events") or []
-        events += [{"type": "gap", **g} for g in page.get("gaps") or []]
-        last = page.get("lastSeq")
-        if not page.get("more") or not isinstance(last, int):
-            break
-        query = [*params, ("since", str(last))]
-    events.sort(key=lambda e: e.get("seq") or e.get("toSeq") or 0)
-    return events
 
 
 def fmt_bytes(n: Any) -> str:

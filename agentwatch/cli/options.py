@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from agentwatch.client.discovery import complete_run_ids
 from agentwatch.errors import ConfigError
-from agentwatch.paths import complete_run_ids
 
 Host = Annotated[
     str, typer.Option("--host", envvar="AGENTWATCH_HOST", help="Address to bind the server to.")

@@ -17,7 +17,6 @@ import typer
 from agentwatch.cli import Command, app, options
 from agentwatch.cli.client_common import (
     EVENT_TYPES,
-    EXIT_NOT_FOUND,
     Printer,
     Processes,
     Since,
@@ -25,16 +24,15 @@ from agentwatch.cli.client_common import (
     TokenOpt,
     check_names,
     choices,
-    history,
-    processes_of,
     server_of,
 )
+from agentwatch.client.discovery import EXIT_NOT_FOUND
 from agentwatch.errors import ClientError, ConfigError
 
 if TYPE_CHECKING:
     from agentwatch.client import Server, Subscription
-    from agentwatch.offline import EndedRun
-    from agentwatch.render import ExitTracker
+    from agentwatch.client.exits import ExitTracker
+    from agentwatch.client.offline import EndedRun
 
 DEFAULT_WAIT_S = 10.0  # SPEC 9: how long --until-exit waits for a run that is starting
 POLL_S = 0.05  # how often it looks for that run (a CI step's start-up, not a hot path)
@@ -96,7 +94,8 @@ def subscribe(
     home: options.Home = None,
 ) -> int:
     """Follow events live, like `docker compose logs -f` (history first)."""
-    from agentwatch.client import Subscription
+    from agentwatch.client import Subscription, history
+    from agentwatch.client import processes as processes_of
 
     if transport not in ("ws", "sse"):
         raise ConfigError(f"invalid --transport {transport!r}: use ws or sse")
@@ -130,7 +129,8 @@ def _until_exit(
     transport: str,
 ) -> int:
     """Follow the processes to their end; the status `run` gives (SPEC 6, 9)."""
-    from agentwatch.render import ExitTracker
+    from agentwatch.client import history
+    from agentwatch.client.exits import ExitTracker
 
     def tracker() -> ExitTracker:
         return ExitTracker(None if pids == ("*",) else set(pids))
@@ -177,7 +177,7 @@ def _await_run(
     Waits until ``deadline`` (`time.monotonic`) while neither exists yet, or while a live run
     that has them is starting (not serving yet) or ending (no longer serving).
     """
-    from agentwatch.offline import ended_run_with, live_run_with
+    from agentwatch.client.offline import ended_run_with, live_run_with
 
     url, _, run_id, home = where
     while True:
@@ -202,12 +202,12 @@ def _await_run(
 
 def _serving(pids: tuple[str, ...], where: Where) -> tuple[Server, list[dict[str, Any]]]:
     """The serving run to follow and its processes; ClientError if none has them."""
-    from agentwatch.client import Server
-    from agentwatch.paths import live_runs
+    from agentwatch.client import Server, processes
+    from agentwatch.client.discovery import live_runs
 
     url, token, run_id, home = where
     server = server_of(url, token, run_id, home)
-    procs = processes_of(server)
+    procs = processes(server)
     try:
         check_names(server, pids, procs)
     except ClientError:
@@ -215,8 +215,8 @@ def _serving(pids: tuple[str, ...], where: Where) -> tuple[Server, list[dict[str
             raise
         for info in live_runs(home):  # another live run may have them
             if info.run_id != server.run_id and all(p in info.processes for p in pids):
-                other = Server(info.url, token or info.token, info.run_id, info.path)
-                return other, processes_of(other)
+                other = Server.of_run(info, token)
+                return other, processes(other)
         raise
     return server, procs
 

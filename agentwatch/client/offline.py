@@ -11,18 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentwatch.client.discovery import EXIT_NOT_FOUND, live_discovery, resolve_run_id
+from agentwatch.client.exits import ExitTracker
 from agentwatch.errors import ClientError, JournalError
 from agentwatch.events import decode_event
 from agentwatch.journal import read_journal
-from agentwatch.paths import (
-    DISCOVERY_FILE,
-    EXIT_NOT_FOUND,
-    JOURNAL_FILE,
-    RUN_MARKER_FILE,
-    live_discovery,
-    resolve_run_id,
-    runs_dir,
-)
+from agentwatch.paths import DISCOVERY_FILE, JOURNAL_FILE, RUN_MARKER_FILE, runs_dir
 
 SCAN_FOR_PROCESSES_BYTES = 4 * 1024 * 1024  # `runs` reads this much of a journal for names
 
@@ -194,8 +188,6 @@ def ended_run_with(
     ``run_id`` (an id or a unique prefix) looks at that run only. The status
     follows `agentwatch run`'s rule (`ExitTracker`).
     """
-    from agentwatch.render import ExitTracker
-
     base = runs_dir(home)
     if run_id is not None:
         candidates = [base / resolve_run_id(run_id, home)]

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h11
 import trio
 
-from agentwatch.client import EXIT_RETRY, Server, Subscription
-from agentwatch.client_stream import Put, open_stream
-from agentwatch.errors import ClientError, ProtocolError
+from agentwatch.client.channel import Put
+from agentwatch.client.connect import Attempt, open_stream
+from agentwatch.client.discovery import Server
+from agentwatch.client.subscription import Subscription
+from agentwatch.errors import ClientError, ConnectionLost, ProtocolError
 from agentwatch.proto.sse import SSEParser
-
-if TYPE_CHECKING:
-    from agentwatch.client_stream import _Attempt
 
 SSE_KEY = "sse"  # one ordered stream, one cursor
 READ_BYTES = 64 * 1024  # one socket read
@@ -28,30 +27,14 @@ MAX_HEADER_BYTES = 64 * 1024  # a response head larger than this is not our serv
 
 def stream_path(sub: Subscription) -> str:
     """The firehose URL path with filters and the resume point."""
-    pids = [] if "*" in sub.process_ids else list(dict.fromkeys(sub.process_ids))
-    params: list[tuple[str, str]] = [("processId", pid) for pid in pids]
-    params.extend(("type", t) for t in sub.types or ())
-    if sub.stream:
-        params.append(("stream", sub.stream))
-    if SSE_KEY in sub.cursors:
-        params.append(("since", str(sub.cursors[SSE_KEY])))
-    elif sub.tail is not None:
-        params.append(("tail", str(sub.tail)))
-        if sub.since is not None:
-            params.append(("since", str(sub.since)))
-    else:
-        params.append(("since", str(sub.since or 0)))
+    params = sub.filter_params() + [(k, str(v)) for k, v in sub.start(SSE_KEY)]
     return "/api/events/stream?" + urllib.parse.urlencode(params)
 
 
-def _lost(why: str) -> ClientError:
-    return ClientError(why, exit_code=EXIT_RETRY)
-
-
-async def sse_session(server: Server, sub: Subscription, attempt: _Attempt, put: Put) -> None:
+async def sse_session(server: Server, sub: Subscription, attempt: Attempt, put: Put) -> None:
     """Follow over one SSE stream until the server ends it (the run is over).
 
-    Raises ClientError(EXIT_RETRY) when the connection breaks.
+    Raises ConnectionLost when the connection breaks.
     """
     parsed = urllib.parse.urlsplit(server.url)
     stream = await open_stream(server)
@@ -64,18 +47,18 @@ async def sse_session(server: Server, sub: Subscription, attempt: _Attempt, put:
         try:
             await stream.send_all(conn.send(req) + (conn.send(h11.EndOfMessage()) or b""))
         except (trio.BrokenResourceError, OSError) as exc:
-            raise _lost("connection lost") from exc
+            raise ConnectionLost("connection lost") from exc
         parser = SSEParser()
         while True:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                raise _lost(f"bad HTTP from the server: {exc}") from exc
+                raise ConnectionLost(f"bad HTTP from the server: {exc}") from exc
             if event is h11.NEED_DATA:
                 try:
                     data = await stream.receive_some(READ_BYTES)
                 except (trio.BrokenResourceError, OSError) as exc:
-                    raise _lost("connection lost") from exc
+                    raise ConnectionLost("connection lost") from exc
                 conn.receive_data(bytes(data))
             elif isinstance(event, h11.Response):
                 _check_status(server, event.status_code)
@@ -87,14 +70,14 @@ async def sse_session(server: Server, sub: Subscription, attempt: _Attempt, put:
             elif isinstance(event, h11.EndOfMessage):
                 return  # the server ended the stream: the run is over
             elif isinstance(event, h11.ConnectionClosed):
-                raise _lost("connection closed")
+                raise ConnectionLost("connection closed")
 
 
 def _check_status(server: Server, status: int) -> None:
     if status == 401:
         raise ClientError(f"unauthorized: wrong or missing token for {server.url}")
     if status in (502, 503, 504):
-        raise _lost(f"the server answered HTTP {status}")
+        raise ConnectionLost(f"the server answered HTTP {status}")
     if status != 200:
         raise ClientError(f"the SSE stream was refused: HTTP {status}")
 
@@ -104,7 +87,7 @@ def _events(parser: SSEParser, data: bytes, sub: Subscription) -> list[dict[str,
     try:
         messages = parser.feed(data)
     except ProtocolError as exc:
-        raise _lost(f"bad SSE from the server: {exc}") from exc
+        raise ConnectionLost(f"bad SSE from the server: {exc}") from exc
     batch = []
     for msg in messages:
         if msg.event == "connected" or not msg.data.startswith("{"):
