@@ -143,6 +143,7 @@ class Hub:
         self._chunk_cache: OrderedDict[int, list[EventBatch]] = OrderedDict()
         self.closed = False
         self.clients: dict[str, Client] = {}
+        self._clients_changed: trio.Event | None = None  # made by a waiter (see below)
         self.events_published = 0
         self.events_sent = 0
         self.catchups = 0
@@ -412,14 +413,33 @@ class Hub:
         """Record a connected subscriber."""
         client.connected_at = client.connected_at or format_timestamp(self.now())
         self.clients[client.client_id] = client
+        self._note_clients_changed()
 
     def unregister(self, client: Client) -> None:
         """Forget a subscriber."""
         self.clients.pop(client.client_id, None)
+        self._note_clients_changed()
+
+    async def wait_clients_changed(self) -> None:
+        """Return once a subscriber registers, unregisters or moves its cursor.
+
+        The event exists only while someone waits (the linger, SPEC 6), so
+        `note_progress` on the fan-out path costs one attribute test otherwise.
+        """
+        if self._clients_changed is None:
+            self._clients_changed = trio.Event()
+        await self._clients_changed.wait()
+
+    def _note_clients_changed(self) -> None:
+        event = self._clients_changed
+        if event is not None:
+            self._clients_changed = None
+            event.set()
 
     def note_progress(self, client: Client, cursor: int, sent: int) -> None:
         """Update a subscriber's cursor after a send, and its catch-up state."""
         client.cursor = cursor
+        self._note_clients_changed()
         client.sent += sent
         self.events_sent += sent
         behind = self.last_seq - cursor > LIVE_QUEUE_EVENTS or cursor + 1 < self.memory_first_seq

@@ -28,6 +28,7 @@ from agentwatch.errors import JournalError
 from agentwatch.events import SYSTEM_ALERT, format_timestamp
 from agentwatch.hub import Filter, Hub
 from agentwatch.journal import Journal
+from agentwatch.linger import linger
 from agentwatch.paths import (
     RUN_MARKER_FILE,
     Discovery,
@@ -37,9 +38,6 @@ from agentwatch.paths import (
 )
 from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor
 from agentwatch.terminal import Console, owns_terminal, screen_fd
-
-DEFAULT_LINGER_MAX_S = 2.0  # SPEC 6: wait for connected subscribers at most this long
-CLOSE_GRACE_S = 0.5  # then at most this long for caught-up subscribers to close
 
 
 class Echo:
@@ -225,24 +223,6 @@ def _write_stdout(data: bytes) -> None:
             view = view[os.write(1, view) :]
 
 
-async def _linger(hub: Hub, linger: float | None, interrupt: trio.CancelScope) -> None:
-    with trio.move_on_after(DEFAULT_LINGER_MAX_S):  # the last events must be journaled,
-        while not hub.finished:  # so visible to subscribers, before we look at cursors
-            await hub.wait_beyond(hub.last_seq)
-    if linger is not None:
-        with interrupt:  # a signal ends an explicit --linger
-            await trio.sleep(linger)
-        return
-    with trio.move_on_after(DEFAULT_LINGER_MAX_S):
-        while any(c.cursor < hub.last_seq for c in hub.clients.values()):  # noqa: ASYNC110
-            await trio.sleep(0.02)
-        # Subscribers that have everything close by themselves (a /ws close 1000, the end of
-        # an SSE stream): cancelling the server at once could cut that close short.
-        with trio.move_on_after(CLOSE_GRACE_S):
-            while hub.clients:  # noqa: ASYNC110
-                await trio.sleep(0.02)
-
-
 def _open_journal(opts: SessionOptions, run_id: str) -> Journal | None:
     if opts.no_journal:
         return None
@@ -378,8 +358,8 @@ async def run_session(
                 await supervisor.wait_echoed()
                 hub.close()
                 await echo_done.wait()
-                linger = partial(_linger, hub, opts.linger, interrupts.linger_scope)
-                if ctx is None or not await supervisor.unless_restarted(linger):
+                lingering = partial(linger, hub, opts.linger, interrupts.linger_scope)
+                if ctx is None or not await supervisor.unless_restarted(lingering):
                     break
                 hub.reopen()  # a restart during the linger: the run is live again
                 interrupts.linger_scope = trio.CancelScope()  # a scope is entered once
