@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from agentwatch.proto import engineio as eio
 from agentwatch.server.context import ServerContext
-from agentwatch.server.socketio import SocketIOLimits
-from agentwatch.server.socketio_session import Session, SessionRegistry
+from agentwatch.server.socketio_session import Session, SessionRegistry, registry_of
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = ROOT / "tests" / "js"
@@ -34,11 +34,11 @@ decode = msgspec.json.decode
 
 
 def use_limits(ctx: ServerContext, **changes: Any) -> SessionRegistry:
-    """Give ``ctx`` a session registry with these `SocketIOLimits` (before any request)."""
+    """Give ``ctx`` these Socket.IO limits (``socketio_*`` fields of `Limits`, before any
+    request); its session registry."""
     assert ctx.socketio is None or not ctx.socketio.sessions
-    registry = SessionRegistry(SocketIOLimits(**changes))
-    ctx.socketio = registry
-    return registry
+    ctx.limits = replace(ctx.limits, **{f"socketio_{name}": v for name, v in changes.items()})
+    return registry_of(ctx)
 
 
 def sessions(ctx: ServerContext) -> dict[str, Session]:

@@ -11,7 +11,8 @@ interface), `app` (origin, auth, routing), `api` (REST), `sse`,
 upgrade handed to trio-websocket, and the fast text-frame writer), `follow` (the
 subscriber loop shared by every streaming transport), `socketio`,
 `socketio_session` and `socketio_rooms` (the Socket.IO endpoint; its
-sessions outlive requests and run in the server's nursery, ``ctx.nursery``),
+sessions outlive requests and run in `SessionRegistry.serve`, beside the
+accept loop),
 `metrics`, `netstream` (the socket wrapper), `auth`, `limits`.
 """
 
@@ -28,6 +29,7 @@ from agentwatch.server.context import ServerContext
 from agentwatch.server.http import HTTPConnection, Request, log_error, serve_http
 from agentwatch.server.limits import Limits
 from agentwatch.server.netstream import ConnStream
+from agentwatch.server.socketio_session import registry_of
 
 __all__ = ["HTTPConnection", "Limits", "Request", "ServerContext", "serve"]
 
@@ -86,13 +88,10 @@ async def serve(
     """
     listeners = await _bind(ctx.config.host, ctx.config.port)
     ctx.url = _url(ctx.config.host, listeners[0].socket.getsockname()[1])
-    try:
-        async with trio.open_nursery() as nursery:
-            ctx.nursery = nursery  # Socket.IO sessions run here (see ServerContext.nursery)
-            handler = functools.partial(_connection, ctx)
-            await nursery.start(
-                functools.partial(trio.serve_listeners, handler, listeners, handler_nursery=nursery)
-            )
-            task_status.started(ctx.url)
-    finally:
-        ctx.nursery = None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(registry_of(ctx).serve)  # Socket.IO sessions run there
+        handler = functools.partial(_connection, ctx)
+        await nursery.start(
+            functools.partial(trio.serve_listeners, handler, listeners, handler_nursery=nursery)
+        )
+        task_status.started(ctx.url)

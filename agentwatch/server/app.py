@@ -16,7 +16,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from agentwatch.errors import ControlError, ProtocolError
-from agentwatch.server import api
+from agentwatch.server import api, socketio
 from agentwatch.server.auth import cors_headers, is_authenticated, origin_allowed, preflight_headers
 from agentwatch.server.context import ServerContext
 from agentwatch.server.http import HTTPConnection, Request
@@ -26,8 +26,6 @@ SOCKETIO_PREFIX = "/socket.io/"
 
 
 async def _socketio(ctx: ServerContext, conn: HTTPConnection, request: Request) -> None:
-    from agentwatch.server import socketio  # loaded by the first Socket.IO request
-
     if request.is_websocket and socketio.accepts_websocket(ctx, request):
         async with accept_websocket(conn, request, ctx.limits) as ws:
             await socketio.handle_websocket(ctx, ws, request)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import trio
-
 from agentwatch.config import ServerConfig
 from agentwatch.hub import Hub
 from agentwatch.server.limits import Limits
@@ -29,9 +27,6 @@ class ServerContext:
     shutting_down: bool = False
     next_client: list[int] = field(default_factory=lambda: [0])
     limits: Limits = field(default_factory=Limits)  # sizes and timers (tests shorten them)
-    # serve()'s nursery while it runs (None before and after): the owner of tasks
-    # that outlive one request, i.e. Socket.IO sessions; cancelled with the server.
-    nursery: trio.Nursery | None = None
     socketio: SessionRegistry | None = None  # Socket.IO sessions, created on first use
 
     def new_client_id(self, prefix: str) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agentwatch.proto.engineio import MAX_PAYLOAD_BYTES, PING_INTERVAL_MS, PING_TIMEOUT_MS
+
 MAX_HEADER_BYTES = 64 * 1024  # SPEC 4: a request head over this answers 431
 MAX_BODY_BYTES = 1024 * 1024  # SPEC 4: a request body over this answers 413
 REQUEST_TIMEOUT_S = 10.0  # a started request must arrive whole within this (slowloris)
@@ -22,6 +24,11 @@ FRAME_MAX_BYTES = 1_000_000  # bytes per batched frame: under 1 MiB (and Engine.
 LOGS_DEFAULT_LIMIT = 1000  # SPEC 4: /logs default page size
 LOGS_MAX_LIMIT = 10_000  # SPEC 4: /logs largest page size
 LOGS_MAX_BYTES = 16 * 1024 * 1024  # a /logs page stops early past this (huge lines)
+SOCKETIO_CONNECT_TIMEOUT_S = (
+    45.0  # socket.io's connectTimeout: a session that never joins "/" is closed
+)
+SOCKETIO_UPGRADE_TIMEOUT_S = 10.0  # engine.io's upgradeTimeout: 2probe/3probe/5 must end by then
+SOCKETIO_MAX_SESSIONS = 10_000  # open Engine.IO sessions: handshakes alone cannot exhaust memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +45,16 @@ class Limits:
     sse_keepalive: float = SSE_KEEPALIVE_S
     frame_max_events: int = FRAME_MAX_EVENTS
     frame_max_bytes: int = FRAME_MAX_BYTES
+    # Socket.IO / Engine.IO (SPEC 4.3); the engine.io defaults are in agentwatch.proto.engineio
+    socketio_ping_interval_ms: int = PING_INTERVAL_MS
+    socketio_ping_timeout_ms: int = PING_TIMEOUT_MS
+    socketio_max_payload: int = MAX_PAYLOAD_BYTES
+    socketio_connect_timeout: float = SOCKETIO_CONNECT_TIMEOUT_S
+    socketio_upgrade_timeout: float = SOCKETIO_UPGRADE_TIMEOUT_S
+    socketio_max_sessions: int = SOCKETIO_MAX_SESSIONS
+
+    @property
+    def socketio_read_bytes(self) -> int:
+        """Event bytes a Socket.IO session reads from the hub at once: framed, they fit
+        one poll response (``socketio_max_payload``)."""
+        return max(self.socketio_max_payload // 2, 1)

@@ -62,14 +62,12 @@ from agentwatch.server.socketio_session import (
     GOODBYE_S,
     Session,
     SessionRegistry,
-    SocketIOLimits,
     registry_of,
 )
 from agentwatch.server.upgrade import ServerWebSocket
 
 __all__ = [
     "PATH",
-    "SocketIOLimits",
     "accepts_websocket",
     "handle_http",
     "handle_websocket",
@@ -208,7 +206,7 @@ async def _post(session: Session, conn: HTTPConnection, request: Request, body: 
             session.close(engine.close_reason or "overlapping posts")
         raise
     try:
-        limit = session.limits.max_payload
+        limit = session.limits.socketio_max_payload
         if len(body) > limit:
             session.close("max payload exceeded")
             raise ProtocolError(
@@ -265,11 +263,11 @@ async def handle_websocket(ctx: ServerContext, ws: ServerWebSocket, request: Req
 async def _probe(session: Session, ws: ServerWebSocket, request: Request) -> bool:
     """The upgrade: ``2probe`` -> ``3probe`` (the pending poll gets NOOP), then ``5``."""
     engine = session.engine
-    with trio.move_on_after(session.limits.upgrade_timeout):
+    with trio.move_on_after(session.limits.socketio_upgrade_timeout):
         try:
             while not engine.closed:
                 message = await ws.get_message()
-                if _size(message) > session.limits.max_payload:
+                if _size(message) > session.limits.socketio_max_payload:
                     break
                 inbound = session.receive_frame(message, Transport.WEBSOCKET, request.authenticated)
                 if inbound.reply is not None:
@@ -292,7 +290,7 @@ async def _ws_reader(session: Session, ws: ServerWebSocket, request: Request) ->
     try:
         while not session.engine.closed:
             message = await ws.get_message()
-            if _size(message) > session.limits.max_payload:
+            if _size(message) > session.limits.socketio_max_payload:
                 reason = "max payload exceeded"
                 await ws.aclose(CLOSE_TOO_BIG, reason)
                 break

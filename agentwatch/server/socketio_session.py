@@ -2,9 +2,10 @@
 
 A `Session` outlives the HTTP requests of long-polling, so it lives in the
 per-server `SessionRegistry` (``ctx.socketio``) and its task (`Session.run`)
-runs in the server's own nursery (``ctx.nursery``, set by `serve`): the
-server's cancellation cancels every session, and a session that ends frees
-itself (registry entry, hub client, tasks).
+runs in the registry's nursery (`SessionRegistry.serve`, which the server
+runs beside its accept loop): the server's cancellation cancels every
+session, and a session that ends frees itself (registry entry, hub client,
+tasks).
 
 The session task holds two loops:
 
@@ -30,7 +31,6 @@ The namespace ``/``, its members and rooms are in
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -39,9 +39,6 @@ from agentwatch.errors import ProtocolError
 from agentwatch.events import EventBatch, gap_message
 from agentwatch.proto import socketio as sio
 from agentwatch.proto.engineio import (
-    MAX_PAYLOAD_BYTES,
-    PING_INTERVAL_MS,
-    PING_TIMEOUT_MS,
     EnginePacket,
     EngineSession,
     ErrorCode,
@@ -57,30 +54,10 @@ from agentwatch.server.http import Request, log_error
 from agentwatch.server.socketio_rooms import Member
 
 SID_BYTES = 15  # 20 characters of URL-safe base64, as long as engine.io's ids
-CONNECT_TIMEOUT_S = 45.0  # socket.io's connectTimeout: a session that never joins "/" is closed
-UPGRADE_TIMEOUT_S = 10.0  # engine.io's upgradeTimeout: the 2probe/3probe/5 dance must end by then
 GOODBYE_S = 1.0  # as the server stops, how long a transport may take to flush the last frames
 FAREWELL_WAIT_S = 5.0  # when the run is over, how long a client may take to collect the DISCONNECT
-MAX_SESSIONS = 10_000  # open Engine.IO sessions per server: handshakes alone cannot exhaust memory
 RUN_FINISHED = "run finished"
 _DISCONNECT_FRAME = "4" + sio.encode(sio.SocketPacket(sio.PacketType.DISCONNECT))  # "41"
-
-
-@dataclass(frozen=True, slots=True)
-class SocketIOLimits:
-    """Engine.IO timers and sizes of one server (tests shorten them)."""
-
-    ping_interval_ms: int = PING_INTERVAL_MS
-    ping_timeout_ms: int = PING_TIMEOUT_MS
-    max_payload: int = MAX_PAYLOAD_BYTES
-    connect_timeout: float = CONNECT_TIMEOUT_S
-    upgrade_timeout: float = UPGRADE_TIMEOUT_S
-    max_sessions: int = MAX_SESSIONS
-
-    @property
-    def read_bytes(self) -> int:
-        """Event bytes read from the hub at once: framed, they fit one poll response."""
-        return max(self.max_payload // 2, 1)
 
 
 def new_sid() -> str:
@@ -122,7 +99,7 @@ class Session:
         transport: Transport,
         request: Request,
     ) -> None:
-        limits = registry.limits
+        limits = ctx.limits  # the socketio_* fields: timers and sizes
         self.ctx = ctx
         self.registry = registry
         self.limits = limits
@@ -132,9 +109,9 @@ class Session:
             self.sid,
             transport,
             self.created,
-            ping_interval_ms=limits.ping_interval_ms,
-            ping_timeout_ms=limits.ping_timeout_ms,
-            max_payload=limits.max_payload,
+            ping_interval_ms=limits.socketio_ping_interval_ms,
+            ping_timeout_ms=limits.socketio_ping_timeout_ms,
+            max_payload=limits.socketio_max_payload,
         )
         self.remote = request.remote
         self.authenticated = request.authenticated  # the handshake carried the token
@@ -302,7 +279,7 @@ class Session:
 
     async def _timers(self) -> None:
         engine = self.engine
-        connect_deadline = self.created + self.limits.connect_timeout
+        connect_deadline = self.created + self.limits.socketio_connect_timeout
         while not engine.closed:
             deadline = engine.next_timer
             if not self.ever_joined:
@@ -334,7 +311,7 @@ class Session:
                         member.sub,
                         sink,
                         progress=member.subscriber.progress,
-                        max_bytes=self.limits.read_bytes,
+                        max_bytes=self.limits.socketio_read_bytes,
                     )
                 except trio.ClosedResourceError:
                     return
@@ -358,9 +335,19 @@ class Session:
 class SessionRegistry:
     """The open sessions of one server, by sid (``ctx.socketio``)."""
 
-    def __init__(self, limits: SocketIOLimits | None = None) -> None:
-        self.limits = limits or SocketIOLimits()
+    def __init__(self) -> None:
         self.sessions: dict[str, Session] = {}
+        self._nursery: trio.Nursery | None = None  # while `serve` runs: the sessions' tasks
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the sessions' tasks until cancelled: sessions outlive the requests opening them."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
 
     def get(self, sid: str) -> Session:
         """The open session ``sid``; ProtocolError (engine.io code 1) if unknown."""
@@ -370,13 +357,14 @@ class SessionRegistry:
         return session
 
     def open(self, ctx: ServerContext, transport: Transport, request: Request) -> Session:
-        """Create a session and start its task in the server's nursery."""
-        nursery = ctx.nursery
+        """Create a session and start its task (503 unless `serve` runs)."""
+        nursery = self._nursery
         if nursery is None or ctx.shutting_down:
             raise ProtocolError("the server is shutting down", status=503, code="shutting-down")
-        if len(self.sessions) >= self.limits.max_sessions:
+        max_sessions = ctx.limits.socketio_max_sessions
+        if len(self.sessions) >= max_sessions:
             raise ProtocolError(
-                f"too many Socket.IO sessions (at most {self.limits.max_sessions})",
+                f"too many Socket.IO sessions (at most {max_sessions})",
                 status=503,
                 code="too-many-sessions",
             )
