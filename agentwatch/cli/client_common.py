@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -80,11 +79,10 @@ Tail = Annotated[int | None, typer.Option("--tail", min=0, help="Only the last N
 def server_of(url: str | None, token: str | None, run_id: str | None, home: Path | None) -> Server:
     """The server a command talks to (`agentwatch.client.find_server`)."""
     from agentwatch.client import find_server
+    from agentwatch.client.discovery import split_url
 
-    if url is not None:  # a bad --url is a bad option (125), not an unreachable server
-        parsed = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigError(f"invalid --url {url!r}: use http://HOST:PORT")
+    if url is not None and split_url(url) is None:  # a bad option (125), not a lost server
+        raise ConfigError(f"invalid --url {url!r}: use http://HOST:PORT")
     return find_server(url, token, run_id, home)
 
 

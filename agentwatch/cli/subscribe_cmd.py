@@ -223,15 +223,7 @@ def _serving(pids: tuple[str, ...], where: Where) -> tuple[Server, list[dict[str
 
 def _from_journal(ended: EndedRun, sub: Subscription, as_json: bool) -> int:
     """Print an ended run's history of the followed processes; its recorded status."""
-    events = [
-        e
-        for e in ended.events
-        if sub.matches(e)
-        and (sub.since is None or int(e.get("seq") or 0) > sub.since)
-        and not (sub.stream and e.get("type") == "process-output" and e["stream"] != sub.stream)
-    ]
-    if sub.tail is not None:
-        events = events[len(events) - sub.tail :] if sub.tail else []
+    events = sub.select(ended.events)
     Printer(as_json, sorted({str(e["processId"]) for e in events if e.get("processId")})).print(
         events
     )

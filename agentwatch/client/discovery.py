@@ -135,9 +135,15 @@ def complete_run_ids(incomplete: str) -> list[str]:
     )
 
 
-def _from_url(url: str, token: str | None, home: Path | None) -> Server:
+def split_url(url: str) -> urllib.parse.SplitResult | None:
+    """A server URL (``http://`` when it names no scheme) split; None if it is not one."""
     parsed = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    return parsed if parsed.scheme in ("http", "https") and parsed.hostname else None
+
+
+def _from_url(url: str, token: str | None, home: Path | None) -> Server:
+    parsed = split_url(url)
+    if parsed is None:
         raise ClientError(f"invalid server URL {url!r}: use http://HOST:PORT")
     if not token:
         token = urllib.parse.parse_qs(parsed.query).get("token", [None])[0]

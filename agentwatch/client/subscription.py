@@ -8,6 +8,7 @@ one): they all start where `start` says and keep an event only when
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,11 +75,28 @@ class Subscription:
             if seq <= self.cursors.get(key, -1):
                 return False
             self.cursors[key] = seq
+        return self.in_stream(event)
+
+    def in_stream(self, event: dict[str, Any]) -> bool:
+        """Whether an event passes the stream filter (it applies to output only)."""
         return not (
             self.stream
             and event.get("type") == "process-output"
             and event.get("stream") != self.stream
         )
+
+    def select(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What this subscription takes from a finished list of events (an ended run's)."""
+        kept = [
+            e
+            for e in events
+            if self.matches(e)
+            and (self.since is None or int(e.get("seq") or 0) > self.since)
+            and self.in_stream(e)
+        ]
+        if self.tail is not None:
+            kept = kept[len(kept) - self.tail :] if self.tail else []
+        return kept
 
 
 def key_for(event: dict[str, Any], keys: list[str]) -> str:
