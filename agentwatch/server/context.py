@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class ServerContext:
-    """The run being served: hub, supervisor, config and identity."""
+    """The run being served: hub, supervisor, config, identity and limits.
+
+    Only what handlers across the server need; what one endpoint needs lives
+    with it (the Socket.IO sessions run in `SessionRegistry.serve`, the
+    control errors' HTTP answers are in `agentwatch.server.api`).
+    """
 
     hub: Hub
     supervisor: Supervisor
@@ -25,11 +31,12 @@ class ServerContext:
     version: str
     url: str = ""  # set once bound, e.g. http://127.0.0.1:8765
     shutting_down: bool = False
-    next_client: list[int] = field(default_factory=lambda: [0])
     limits: Limits = field(default_factory=Limits)  # sizes and timers (tests shorten them)
-    socketio: SessionRegistry | None = None  # Socket.IO sessions, created on first use
+    socketio: SessionRegistry | None = None  # Socket.IO sessions (`registry_of`; serve makes it)
+    _client_numbers: itertools.count[int] = field(
+        default_factory=lambda: itertools.count(1), init=False, repr=False
+    )
 
     def new_client_id(self, prefix: str) -> str:
-        """A short unique id for a new subscriber."""
-        self.next_client[0] += 1
-        return f"{prefix}-{self.next_client[0]}"
+        """A short unique id for a new subscriber (``ws-1``, ``sse-2``, ...)."""
+        return f"{prefix}-{next(self._client_numbers)}"
