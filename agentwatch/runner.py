@@ -3,6 +3,7 @@
 `run_session` is what `agentwatch run` and `agentwatch up` call, and what
 a trio program embeds: it starts every agent (respecting ``depends_on``),
 serves the events, forwards signals, and returns the run's exit status.
+It reads top to bottom as the run's steps, from `session_steps` and `linger`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -24,20 +25,26 @@ from agentwatch import __version__
 from agentwatch import spawn as sp
 from agentwatch.agentfile import check_dependencies
 from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig, StdinMode
-from agentwatch.errors import JournalError
 from agentwatch.events import SYSTEM_ALERT, format_timestamp
-from agentwatch.hub import Filter, Hub
+from agentwatch.hub import Hub
 from agentwatch.journal import Journal
 from agentwatch.linger import linger
-from agentwatch.paths import (
-    RUN_MARKER_FILE,
-    Discovery,
-    new_run_id,
-    runs_dir,
-    write_discovery,
+from agentwatch.paths import JOURNAL_FILE, Discovery, new_run_id, runs_dir
+from agentwatch.session_steps import (
+    Interrupts,
+    log,
+    open_journal,
+    open_run_files,
+    open_watchdog,
+    serve_json_echo,
+    serve_server,
+    serve_signals,
 )
 from agentwatch.supervisor import ManagedProcess, ProcState, Supervisor
 from agentwatch.terminal import Console, owns_terminal, screen_fd
+
+if TYPE_CHECKING:
+    from agentwatch.server.context import ServerContext
 
 
 class Echo:
@@ -79,9 +86,175 @@ class Session:
     failures: list[str] = field(default_factory=list)
 
 
-def _stderr(line: str) -> None:
-    with contextlib.suppress(OSError):
-        os.write(2, (line + "\n").encode("utf-8", "replace"))
+async def run_session(
+    specs: list[AgentSpec],
+    opts: SessionOptions,
+    *,
+    on_ready: Callable[[Session], None] | None = None,
+    task_status: trio.TaskStatus[Session] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """Run agents to completion under one hub and server; return the exit status.
+
+    Read top to bottom, the body is the run's steps in order: each resource an
+    `open_*` context (undone on the way out), each task a `serve_*` started with
+    ``nursery.start``; the server binds before the agents are given its URL.
+    """
+    check_dependencies("run_session", specs)  # unknown names and cycles, as for `up`
+    run_id = opts.run_id or new_run_id()
+    with (
+        open_journal(_journal_path(opts, run_id)) as journal,
+        open_watchdog(subreaper=opts.subreaper) as watchdog,
+    ):
+        session = _new_session(specs, opts, run_id, journal, watchdog)
+        supervisor, hub, info = session.supervisor, session.hub, _run_info(session)
+        interrupts = Interrupts(supervisor, trio.CancelScope())
+        with open_run_files(runs_dir(opts.home) / run_id, info) as files:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(hub.serve_journal)
+                if opts.handle_signals:
+                    await nursery.start(serve_signals, interrupts, supervisor.console)
+                echo_done = await _start_json_echo(nursery, hub, opts.echo)
+                ctx = _server_context(session, opts.server)
+                if ctx is not None:  # bound (and in server.json) before agents get the URL
+                    serve = partial(serve_server, ctx, files, info, quiet=opts.quiet_server)
+                    session.url, session.token = await nursery.start(serve), ctx.config.token
+                supervisor.env.update(_agent_env(session))
+                task_status.started(session)
+                if on_ready is not None:
+                    on_ready(session)
+                await nursery.start(supervisor.serve_echo)  # the one writer of stdout/stderr
+                # exited processes started again (SPEC 4) live as long as the run, not the phase
+                on_exit = partial(_note_exit, session)
+                await nursery.start(supervisor.serve_restarts, nursery, on_exit)
+                await _serve_agents(session, interrupts)
+                await _linger_until_final(session, opts.linger, interrupts, echo_done, ctx)
+                _begin_shutdown(supervisor, ctx)
+                nursery.cancel_scope.cancel()
+    return exit_status(session)
+
+
+def _journal_path(opts: SessionOptions, run_id: str) -> Path | None:
+    if opts.no_journal:
+        return None
+    return opts.journal or runs_dir(opts.home) / run_id / JOURNAL_FILE
+
+
+def _new_session(
+    specs: list[AgentSpec],
+    opts: SessionOptions,
+    run_id: str,
+    journal: Journal | None,
+    watchdog: sp.Watchdog,
+) -> Session:
+    """The hub (with an alert if the journal could not be opened) and the supervisor
+    with every agent added: `pending` while it has depends_on to wait for."""
+    hub = Hub(journal, on_journal_error=log)
+    if journal is None and not opts.no_journal:
+        hub.publish(
+            SYSTEM_ALERT,
+            None,
+            {"level": "error", "code": "journal-error", "message": "journal could not be opened"},
+        )
+    echo = opts.echo == Echo.RAW
+    console = _relayed_console(specs, opts)
+    supervisor = Supervisor(
+        hub, echo=echo, watchdog=watchdog, console=console, prefix=opts.prefix, log=log
+    )
+    for spec in specs:
+        proc = supervisor.add(spec)
+        if proc.spec.dependencies:
+            proc.state = ProcState.PENDING  # until _serve_agent sees its depends_on hold
+    return Session(run_id, hub, supervisor)
+
+
+def _relayed_console(specs: list[AgentSpec], opts: SessionOptions) -> Console | None:
+    """SPEC 5: in a terminal, `run`'s agent gets a relayed pty (one agent only)."""
+    inheriting = [s for s in specs if s.stdin is StdinMode.INHERIT]
+    if opts.handle_signals and len(inheriting) == 1 and owns_terminal():
+        return Console(out_fd=screen_fd(stdout_is_data=opts.echo == Echo.JSON))
+    return None
+
+
+def _run_info(session: Session) -> Discovery:
+    """What run.json says (server.json adds the URL and token once bound)."""
+    names = list(session.supervisor.processes)
+    started = format_timestamp(session.started)
+    return Discovery(session.run_id, "", None, os.getpid(), started, names)
+
+
+async def _start_json_echo(nursery: trio.Nursery, hub: Hub, echo: str) -> trio.Event:
+    """Start the JSON echo if asked for; the event is set once it wrote everything."""
+    if echo == Echo.JSON:
+        done: trio.Event = await nursery.start(serve_json_echo, hub)
+        return done
+    done = trio.Event()
+    done.set()
+    return done
+
+
+def _server_context(session: Session, config: ServerConfig | None) -> ServerContext | None:
+    """What the server's handlers reach (None: ``--no-server``)."""
+    if config is None:
+        return None
+    from agentwatch.server.context import ServerContext
+
+    return ServerContext(session.hub, session.supervisor, config, session.run_id, __version__)
+
+
+def _agent_env(session: Session) -> dict[str, str]:
+    """What the agents learn of the run (SPEC 3): its id, and where it serves."""
+    env = {"AGENTWATCH_RUN_ID": session.run_id}
+    if session.url is not None:
+        env["AGENTWATCH_URL"] = session.url
+    if session.token:
+        env["AGENTWATCH_TOKEN"] = session.token
+    return env
+
+
+async def _serve_agents(session: Session, interrupts: Interrupts) -> None:
+    """Serve every agent, each once its depends_on hold, until all are final.
+
+    Our terminal is raw and relayed only for this phase: cooked again for the linger.
+    """
+    procs = list(session.supervisor.processes.values())
+    by_name = {p.name: p for p in procs}
+    console = session.supervisor.console
+    relay: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+    if console is not None:
+        relay = console.open_relay(interrupts.ctrl_c)
+    async with relay, trio.open_nursery() as agents:
+        for proc in procs:
+            deps = [by_name[d] for d in proc.spec.depends_on]
+            agents.start_soon(_serve_agent, session, proc, deps)
+
+
+async def _linger_until_final(
+    session: Session,
+    seconds: float | None,
+    interrupts: Interrupts,
+    echo_done: trio.Event,
+    ctx: ServerContext | None,
+) -> None:
+    """Flush, close the hub and linger (SPEC 6) while serving; a restart during the
+    linger makes the run live again, and it lingers again once that is final."""
+    supervisor, hub = session.supervisor, session.hub
+    while True:
+        await supervisor.wait_restarted()
+        await supervisor.wait_echoed()
+        hub.close()
+        await echo_done.wait()
+        lingering = partial(linger, hub, seconds, interrupts.linger_scope)
+        if ctx is None or not await supervisor.unless_restarted(lingering):
+            return
+        hub.reopen()  # a restart during the linger: the run is live again
+        interrupts.linger_scope = trio.CancelScope()  # a scope is entered once
+
+
+def _begin_shutdown(supervisor: Supervisor, ctx: ServerContext | None) -> None:
+    """The run is over: restarts now answer 409, and /api/health says so."""
+    supervisor.ending = True
+    if ctx is not None:
+        ctx.shutting_down = True
 
 
 def _unmet(dep: ManagedProcess, cond: DependencyCondition) -> str | None:
@@ -142,7 +315,7 @@ async def _serve_agent(session: Session, proc: ManagedProcess, deps: list[Manage
             # Not a failure of its own: the run's status is the dependency's (exit_status).
             proc.state = ProcState.SKIPPED
             msg = f"{proc.name} not started: {failed[1]}"
-            _stderr(f"agentwatch: {msg}")
+            log(msg)
             session.hub.publish(
                 SYSTEM_ALERT,
                 proc.name,
@@ -157,226 +330,10 @@ async def _serve_agent(session: Session, proc: ManagedProcess, deps: list[Manage
         session.failures.append(proc.name)
 
 
-@dataclass
-class _Interrupts:
-    """SIGINT, SIGTERM, SIGHUP and the Ctrl-C typed into a relayed terminal (SPEC 5).
-
-    Each is forwarded and starts the grace period; a second interrupt (either
-    kind) kills every tree; any of them ends ``--linger``.
-    """
-
-    supervisor: Supervisor
-    linger_scope: trio.CancelScope
-    seen_int: bool = False
-
-    def signal(self, signum: int, *, delivered: bool = False) -> None:
-        """``signum`` reached agentwatch (``delivered``: the agents got it too)."""
-        self.linger_scope.cancel()  # a signal after the agents ended stops --linger too
-        if signum == signal.SIGINT and self.seen_int:
-            self.supervisor.kill_all()
-            return
-        self.seen_int = self.seen_int or signum == signal.SIGINT
-        self.supervisor.forward_signal(signum, send=not delivered)
-
-    def ctrl_c(self, delivered: bool) -> None:
-        """A Ctrl-C typed while our terminal is relayed (raw, so no SIGINT for us)."""
-        self.signal(signal.SIGINT, delivered=delivered)
-
-
 def _note_exit(session: Session, proc: ManagedProcess, status: int) -> None:
     """A process started again by a restart request ended with ``status``."""
     if status != 0 and proc.name not in session.failures:
         session.failures.append(proc.name)
-
-
-async def _follow_signals(interrupts: _Interrupts, console: Console | None) -> None:
-    signums = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-    if console is not None:
-        signums.append(signal.SIGWINCH)  # our terminal was resized: so is the agent's
-    with trio.open_signal_receiver(*signums) as signals:
-        async for signum in signals:
-            if signum == signal.SIGWINCH and console is not None:
-                console.resize()
-            else:
-                interrupts.signal(signum)
-
-
-async def _echo_json(hub: Hub) -> None:
-    cursor = 0
-    flt = Filter()
-    while True:
-        read = hub.read(cursor, flt)
-        cursor = read.cursor
-        if read.batches:
-            data = b"".join(b.data for b in read.batches)
-            await trio.to_thread.run_sync(_write_stdout, data)
-            continue
-        if hub.finished and cursor >= hub.last_seq:
-            return
-        await hub.wait_beyond(cursor)
-
-
-def _write_stdout(data: bytes) -> None:
-    view = memoryview(data)
-    with contextlib.suppress(OSError):
-        while view:
-            view = view[os.write(1, view) :]
-
-
-def _open_journal(opts: SessionOptions, run_id: str) -> Journal | None:
-    if opts.no_journal:
-        return None
-    path = opts.journal or runs_dir(opts.home) / run_id / "events.jsonl"
-    journal = Journal(path)
-    journal.open()
-    return journal
-
-
-async def run_session(
-    specs: list[AgentSpec],
-    opts: SessionOptions,
-    *,
-    on_ready: Callable[[Session], None] | None = None,
-    task_status: trio.TaskStatus[Session] = trio.TASK_STATUS_IGNORED,
-) -> int:
-    """Run agents to completion under one hub and server; return the exit status."""
-    check_dependencies("run_session", specs)  # unknown names and cycles, as for `up`
-    run_id = opts.run_id or new_run_id()
-    journal = None
-    try:
-        journal = _open_journal(opts, run_id)
-    except JournalError as exc:
-        _stderr(f"agentwatch: {exc}; keeping events in memory only")
-    hub = Hub(journal, on_journal_error=lambda m: _stderr(f"agentwatch: {m}"))
-    if journal is None and not opts.no_journal:
-        hub.publish(
-            SYSTEM_ALERT,
-            None,
-            {"level": "error", "code": "journal-error", "message": "journal could not be opened"},
-        )
-    watchdog = sp.Watchdog()
-    console = None  # SPEC 5: in a terminal, `run`'s agent gets a relayed pty (one agent only)
-    inheriting = [s for s in specs if s.stdin is StdinMode.INHERIT]
-    if opts.handle_signals and len(inheriting) == 1 and owns_terminal():
-        console = Console(out_fd=screen_fd(stdout_is_data=opts.echo == Echo.JSON))
-    supervisor = Supervisor(
-        hub,
-        echo=opts.echo == Echo.RAW,
-        watchdog=watchdog,
-        console=console,
-        prefix=opts.prefix,
-        log=lambda m: _stderr(f"agentwatch: {m}"),
-    )
-    session = Session(run_id, hub, supervisor)
-    procs = [supervisor.add(s) for s in specs]
-    for proc in procs:
-        if proc.spec.dependencies:
-            proc.state = ProcState.PENDING  # until _serve_agent sees its depends_on hold
-    discovery_path = runs_dir(opts.home) / run_id / "server.json"
-    # run.json marks every live run, served or not, for `agentwatch runs`
-    marker_path = runs_dir(opts.home) / run_id / RUN_MARKER_FILE
-    with contextlib.suppress(OSError):
-        write_discovery(
-            marker_path,
-            Discovery(
-                run_id,
-                "",
-                None,
-                os.getpid(),
-                format_timestamp(session.started),
-                [s.name for s in specs],
-            ),
-        )
-    if opts.subreaper:
-        sp.become_subreaper()
-    watchdog.start()
-    linger_scope = trio.CancelScope()
-    interrupts = _Interrupts(supervisor, linger_scope)
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(hub.serve_journal)
-            if opts.handle_signals:
-                nursery.start_soon(_follow_signals, interrupts, console)
-            echo_done = trio.Event()
-            if opts.echo == Echo.JSON:
-
-                async def echo_task() -> None:
-                    try:
-                        await _echo_json(hub)
-                    finally:
-                        echo_done.set()
-
-                nursery.start_soon(echo_task)
-            else:
-                echo_done.set()
-            ctx = None
-            if opts.server is not None:
-                from agentwatch.server import serve
-                from agentwatch.server.context import ServerContext
-
-                ctx = ServerContext(hub, supervisor, opts.server, run_id, __version__)
-                session.url = await nursery.start(serve, ctx)
-                session.token = opts.server.token
-                supervisor.env.update({"AGENTWATCH_URL": session.url, "AGENTWATCH_RUN_ID": run_id})
-                if session.token:
-                    supervisor.env["AGENTWATCH_TOKEN"] = session.token
-                write_discovery(
-                    discovery_path,
-                    Discovery(
-                        run_id,
-                        session.url,
-                        session.token,
-                        os.getpid(),
-                        format_timestamp(session.started),
-                        [s.name for s in specs],
-                    ),
-                )
-                if not opts.quiet_server:  # CI logs are often public: no token there
-                    ci = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-                    hide = bool(session.token and ci)
-                    token = f"?token={session.token}" if session.token and not hide else ""
-                    hint = f" (CI is set: the token is in {discovery_path})" if hide else ""
-                    _stderr(f"agentwatch: serving {session.url}/{token}{hint}")
-            else:
-                supervisor.env["AGENTWATCH_RUN_ID"] = run_id
-            task_status.started(session)
-            if on_ready is not None:
-                on_ready(session)
-            by_name = {p.name: p for p in procs}
-            await nursery.start(supervisor.serve_echo)  # the one writer of our stdout/stderr
-            # exited processes started again (SPEC 4) live as long as the run, not the phase
-            await nursery.start(supervisor.serve_restarts, nursery, partial(_note_exit, session))
-            relay: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
-            if console is not None:  # raw while the agents run; cooked again for the linger
-                relay = console.open_relay(interrupts.ctrl_c)
-            async with relay, trio.open_nursery() as agents:
-                for proc in procs:
-                    deps = [by_name[d] for d in proc.spec.depends_on]
-                    agents.start_soon(_serve_agent, session, proc, deps)
-            while True:
-                await supervisor.wait_restarted()
-                await supervisor.wait_echoed()
-                hub.close()
-                await echo_done.wait()
-                lingering = partial(linger, hub, opts.linger, interrupts.linger_scope)
-                if ctx is None or not await supervisor.unless_restarted(lingering):
-                    break
-                hub.reopen()  # a restart during the linger: the run is live again
-                interrupts.linger_scope = trio.CancelScope()  # a scope is entered once
-            supervisor.ending = True  # restarts now answer 409
-            if ctx is not None:
-                ctx.shutting_down = True
-            nursery.cancel_scope.cancel()
-    finally:
-        for path in (discovery_path, marker_path):
-            with contextlib.suppress(OSError):
-                path.unlink()
-        with contextlib.suppress(OSError):
-            marker_path.parent.rmdir()  # only if empty: a run that kept no journal here
-        watchdog.close()
-        if journal is not None:
-            journal.close()
-    return exit_status(session)
 
 
 def exit_status(session: Session) -> int:
