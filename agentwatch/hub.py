@@ -155,6 +155,7 @@ class Hub:
         self._mem_events = 0
         self._mem_bytes = 0
         self._changed = trio.Event()
+        self._reopened = trio.Event()
         self._on_journal_error = on_journal_error
         self._journal_alerted = False
 
@@ -275,10 +276,17 @@ class Hub:
         self.closed = True
         self._changed.set()
         self._changed = trio.Event()
+        self._reopened = trio.Event()
 
     def reopen(self) -> None:
         """More events after all: a process was restarted while the run lingered (SPEC 4)."""
         self.closed = False
+        self._reopened.set()
+
+    async def wait_reopened(self) -> None:
+        """Return once the hub is open: at once, or after `reopen` of a closed hub."""
+        while self.closed:
+            await self._reopened.wait()
 
     @property
     def finished(self) -> bool:

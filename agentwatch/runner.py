@@ -32,11 +32,11 @@ from agentwatch.linger import linger
 from agentwatch.paths import JOURNAL_FILE, Discovery, new_run_id, runs_dir
 from agentwatch.session_steps import (
     Interrupts,
+    JsonEcho,
     log,
     open_journal,
     open_run_files,
     open_watchdog,
-    serve_json_echo,
     serve_server,
     serve_signals,
 )
@@ -113,7 +113,7 @@ async def run_session(
                 await nursery.start(hub.serve_journal)
                 if opts.handle_signals:
                     await nursery.start(serve_signals, interrupts, supervisor.console)
-                echo_done = await _start_json_echo(nursery, hub, opts.echo)
+                json_echo = await _start_json_echo(nursery, hub, opts.echo)
                 ctx = _server_context(session, opts.server)
                 if ctx is not None:  # bound (and in server.json) before agents get the URL
                     serve = partial(serve_server, ctx, files, info, quiet=opts.quiet_server)
@@ -127,7 +127,7 @@ async def run_session(
                 on_exit = partial(_note_exit, session)
                 await nursery.start(supervisor.serve_restarts, nursery, on_exit)
                 await _serve_agents(session, interrupts)
-                await _linger_until_final(session, opts.linger, interrupts, echo_done, ctx)
+                await _linger_until_final(session, opts.linger, interrupts, json_echo, ctx)
                 _begin_shutdown(supervisor, ctx)
                 nursery.cancel_scope.cancel()
     return exit_status(session)
@@ -182,14 +182,13 @@ def _run_info(session: Session) -> Discovery:
     return Discovery(session.run_id, "", None, os.getpid(), started, names)
 
 
-async def _start_json_echo(nursery: trio.Nursery, hub: Hub, echo: str) -> trio.Event:
-    """Start the JSON echo if asked for; the event is set once it wrote everything."""
-    if echo == Echo.JSON:
-        done: trio.Event = await nursery.start(serve_json_echo, hub)
-        return done
-    done = trio.Event()
-    done.set()
-    return done
+async def _start_json_echo(nursery: trio.Nursery, hub: Hub, echo: str) -> JsonEcho | None:
+    """Start the JSON echo (`run --json`) if asked for."""
+    if echo != Echo.JSON:
+        return None
+    json_echo = JsonEcho(hub)
+    await nursery.start(json_echo.serve)
+    return json_echo
 
 
 def _server_context(session: Session, config: ServerConfig | None) -> ServerContext | None:
@@ -232,7 +231,7 @@ async def _linger_until_final(
     session: Session,
     seconds: float | None,
     interrupts: Interrupts,
-    echo_done: trio.Event,
+    json_echo: JsonEcho | None,
     ctx: ServerContext | None,
 ) -> None:
     """Flush, close the hub and linger (SPEC 6) while serving; a restart during the
@@ -242,7 +241,8 @@ async def _linger_until_final(
         await supervisor.wait_restarted()
         await supervisor.wait_echoed()
         hub.close()
-        await echo_done.wait()
+        if json_echo is not None:
+            await json_echo.wait_written()
         lingering = partial(linger, hub, seconds, interrupts.linger_scope)
         if ctx is None or not await supervisor.unless_restarted(lingering):
             return

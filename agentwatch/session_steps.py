@@ -152,34 +152,45 @@ async def serve_signals(
                 interrupts.signal(signum)
 
 
-async def serve_json_echo(
-    hub: Hub, *, task_status: trio.TaskStatus[trio.Event] = trio.TASK_STATUS_IGNORED
-) -> None:
-    """Write every event to our stdout as JSON lines until the hub is finished.
+class JsonEcho:
+    """`run --json`: every event on our stdout as a JSON line, for the whole run.
 
-    Started with the event set once it has written everything (or was cancelled).
+    It follows the hub through a restart during the linger too (`Hub.reopen`),
+    and `wait_written` tells when everything of the finished hub is written.
     """
-    done = trio.Event()
-    task_status.started(done)
-    try:
-        await _echo_json(hub)
-    finally:
-        done.set()
 
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.cursor = 0
+        self._progress = trio.Event()
 
-async def _echo_json(hub: Hub) -> None:
-    cursor = 0
-    flt = Filter()
-    while True:
-        read = hub.read(cursor, flt)
-        cursor = read.cursor
-        if read.batches:
-            data = b"".join(b.data for b in read.batches)
-            await trio.to_thread.run_sync(_write_stdout, data)
-            continue
-        if hub.finished and cursor >= hub.last_seq:
-            return
-        await hub.wait_beyond(cursor)
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Write events as they become visible, until cancelled."""
+        task_status.started()
+        hub, flt = self.hub, Filter()
+        while True:
+            read = hub.read(self.cursor, flt)
+            if read.batches:
+                data = b"".join(b.data for b in read.batches)
+                await trio.to_thread.run_sync(_write_stdout, data)
+            moved = read.cursor != self.cursor
+            self.cursor = read.cursor
+            if moved:
+                self._note_progress()
+            elif hub.finished:
+                self._note_progress()
+                await hub.wait_reopened()
+            else:
+                await hub.wait_beyond(self.cursor)
+
+    def _note_progress(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def wait_written(self) -> None:
+        """Return once the hub is finished and every event of it is on stdout."""
+        while not (self.hub.finished and self.cursor >= self.hub.last_seq):
+            await self._progress.wait()
 
 
 def _write_stdout(data: bytes) -> None:

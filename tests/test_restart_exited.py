@@ -138,3 +138,37 @@ def test_a_skipped_agent_is_not_restarted_nor_left_stopping(cli: CLI, tmp_path: 
     assert api(live, "GET", "/api/processes/after")[1]["state"] == "skipped"
     assert api(live, "POST", "/api/processes/steady/stop")[0] == 202
     assert live.finish() == 3
+
+
+def test_run_json_echoes_the_restarted_agent_too(cli: CLI, tmp_path: Path) -> None:
+    """`run --json` keeps echoing after a restart during the linger makes the run live again."""
+    out = tmp_path / "stdout.jsonl"
+    with out.open("wb") as sink:
+        live = start(
+            cli,
+            "run",
+            "--json",
+            "--quiet-server",
+            "--token",
+            TOKEN,
+            "--name",
+            "agent",
+            "--stats-interval",
+            "0",
+            "--linger",
+            "60",
+            "--",
+            *cli.py("print('bye', flush=True)"),
+            stdout=sink,
+        )
+        first = live.wait_event(lambda e: e["type"] == "process-stopped")
+        assert api(live, "POST", "/api/processes/agent/restart")[0] == 202
+        again = live.wait_event(
+            lambda e: e["type"] == "process-started" and e["seq"] > first["seq"]
+        )
+        live.wait_event(lambda e: e["type"] == "process-stopped" and e["seq"] > again["seq"])
+        os.kill(live.proc.pid, signal.SIGINT)  # end the linger
+        assert live.finish(timeout=20) == 0
+    echoed = [json.loads(line) for line in out.read_bytes().splitlines()]
+    assert [e["seq"] for e in echoed] == [e["seq"] for e in live.events()]
+    assert [e["output"] for e in echoed if e["type"] == "process-output"] == ["bye", "bye"]
