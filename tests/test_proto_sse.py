@@ -3,17 +3,14 @@ random, and encode -> parse round trips."""
 
 from __future__ import annotations
 
-import ast
 import itertools
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentwatch.errors import ProtocolError
-from agentwatch.proto import sse
 from agentwatch.proto.sse import (
     SSEMessage,
     SSEParser,
@@ -263,16 +260,3 @@ def test_round_trip(
 
 
 # ---------------------------------------------------------------------------
-
-
-def test_module_is_pure() -> None:
-    tree = ast.parse(Path(sse.__file__).read_text())
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in (
-            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
-        )
-    }
-    assert imported <= {"__future__", "codecs", "re", "dataclasses", "agentwatch"}

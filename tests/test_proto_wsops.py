@@ -3,16 +3,13 @@ error code, table-driven."""
 
 from __future__ import annotations
 
-import ast
 import copy
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
 from agentwatch.errors import ProtocolError
-from agentwatch.proto import wsops
 from agentwatch.proto.wsops import (
     MAX_PROCESS_ID_CHARS,
     ClientMessage,
@@ -363,24 +360,3 @@ def test_error_reply() -> None:
     assert body["code"] == "unknown-op"
     assert "nope" in body["message"]
     assert list(body) == ["type", "code", "message"]
-
-
-def test_module_is_pure() -> None:
-    tree = ast.parse(Path(wsops.__file__).read_text())
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in (
-            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
-        )
-    }
-    assert imported <= {
-        "__future__",
-        "re",
-        "collections",
-        "dataclasses",
-        "typing",
-        "msgspec",
-        "agentwatch",
-    }

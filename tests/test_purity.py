@@ -91,3 +91,24 @@ def test_pure_module_imports(path: Path) -> None:
 def test_checker_catches(source: str, bad: list[str]) -> None:
     """The checker itself: lazy, relative and from-imports are all seen."""
     assert violations(imports_of(source, "agentwatch.proto.lines")) == bad
+
+
+# The protocol codecs are held to more than "no trio": each may import only these
+# top-level modules (stdlib pieces, msgspec, agentwatch itself).
+CODEC_ALLOWED = {
+    "sse.py": {"__future__", "codecs", "re", "dataclasses", "agentwatch"},
+    "wsops.py": {"__future__", "re", "collections", "dataclasses", "typing", "msgspec",
+                 "agentwatch"},
+    "engineio.py": {"__future__", "base64", "binascii", "enum", "collections", "dataclasses",
+                    "urllib", "functools", "typing", "msgspec", "agentwatch"},
+    "socketio.py": {"__future__", "base64", "binascii", "enum", "collections", "dataclasses",
+                    "urllib", "functools", "typing", "msgspec", "agentwatch"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(CODEC_ALLOWED))
+def test_codec_imports_only_allowed(name: str) -> None:
+    path = PACKAGE / "proto" / name
+    roots = {n.split(".")[0] for n in imports_of(path.read_text(), module_name(path))}
+    allowed = CODEC_ALLOWED[name]
+    assert roots <= allowed, f"{name} imports {roots - allowed}"
