@@ -17,11 +17,13 @@ An agent's own failure is never an exception: it is an event.
 
 from __future__ import annotations
 
+from agentwatch.exitcodes import NOT_FOUND, OWN_ERROR
+
 
 class AgentwatchError(Exception):
     """Base of every error agentwatch raises on purpose."""
 
-    exit_code: int = 125
+    exit_code: int = OWN_ERROR
 
 
 class ConfigError(AgentwatchError):
@@ -31,7 +33,7 @@ class ConfigError(AgentwatchError):
 class SpawnError(AgentwatchError):
     """The command could not be started; ``exit_code`` is 126 or 127."""
 
-    def __init__(self, message: str, *, exit_code: int = 127) -> None:
+    def __init__(self, message: str, *, exit_code: int = NOT_FOUND) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 

@@ -26,6 +26,7 @@ from agentwatch import spawn as sp
 from agentwatch.agentfile import check_dependencies
 from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig, StdinMode
 from agentwatch.events import SYSTEM_ALERT, format_timestamp
+from agentwatch.exitcodes import run_status
 from agentwatch.hub import Hub
 from agentwatch.journal import Journal
 from agentwatch.linger import linger
@@ -344,13 +345,11 @@ def exit_status(session: Session) -> int:
     else failed (a dependency stopped before it started).
     """
     procs = session.supervisor.processes
-    for name in session.failures:
-        status = procs[name].status
-        if status:
-            return status
-    for proc in procs.values():
-        if proc.status:
-            return proc.status
+    status = run_status(
+        [procs[name].status for name in session.failures] + [p.status for p in procs.values()]
+    )
+    if status:
+        return status
     if any(p.state is ProcState.SKIPPED for p in procs.values()):
         return 1
     return 0

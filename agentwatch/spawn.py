@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from agentwatch.config import StdinMode
 from agentwatch.errors import SpawnError
+from agentwatch.exitcodes import NOT_EXECUTABLE, NOT_EXECUTABLE_TEXT, NOT_FOUND
 
 if TYPE_CHECKING:
     from agentwatch.terminal import Console, PtySettings
@@ -219,11 +220,13 @@ def spawn(
     except FileNotFoundError as exc:
         _close(ours)
         where = f" (in {cwd})" if cwd and not os.path.isdir(cwd) else ""
-        raise SpawnError(f"command not found: {argv[0]}{where}", exit_code=127) from exc
+        raise SpawnError(f"command not found: {argv[0]}{where}", exit_code=NOT_FOUND) from exc
     except (PermissionError, OSError) as exc:
         _close(ours)
-        code = 126 if isinstance(exc, PermissionError) or exc.errno == errno.ENOEXEC else 127
-        raise SpawnError(f"cannot execute {argv[0]}: {exc.strerror}", exit_code=code) from exc
+        denied = isinstance(exc, PermissionError) or exc.errno == errno.ENOEXEC
+        code = NOT_EXECUTABLE if denied else NOT_FOUND
+        message = f"{NOT_EXECUTABLE_TEXT} {argv[0]}: {exc.strerror}"
+        raise SpawnError(message, exit_code=code) from exc
     _close({out_w, err_w, *(pty[1:] if pty else ())})  # the child's ends
     pidfd = os.pidfd_open(popen.pid)
     if console is not None and relayed is not None and pty is not None:

@@ -49,6 +49,7 @@ from agentwatch.events import (
     SYSTEM_ALERT,
     format_timestamp,
 )
+from agentwatch.exitcodes import process_status, status_of_returncode
 from agentwatch.hub import JOURNAL_BACKLOG_BYTES, Hub
 from agentwatch.policy import Backoff, GiveUp, decide
 from agentwatch.proto.lines import LineSplitter
@@ -462,7 +463,7 @@ class Supervisor:
             )
         except SpawnError as exc:
             proc.state = ProcState.FAILED
-            proc.status = exc.exit_code
+            proc.status = process_status(None, spawn_failed=exc.exit_code)
             if self.log is not None:
                 self.log(f"{proc.name}: {exc}")
             proc.last_seq = self.hub.publish(
@@ -557,12 +558,9 @@ class Supervisor:
         spec = proc.spec
         if rc < 0:
             proc.exit_code, proc.signal = None, SIGNAL_NAMES.get(-rc, f"SIG{-rc}")
-            status = 128 - rc
         else:
-            proc.exit_code, proc.signal, status = rc, None, rc
-        if proc.stop_reason == "timeout":
-            status = 124
-        proc.status = status
+            proc.exit_code, proc.signal = rc, None
+        proc.status = status_of_returncode(rc, timed_out=proc.stop_reason == "timeout")
         uptime = trio.current_time() - proc.started_clock
         stopped = proc.stop_reason in ("user", "signal", "timeout") or self.shutting_down
         action, new_backoff = decide(

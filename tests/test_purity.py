@@ -16,6 +16,7 @@ PURE = sorted(
     [
         PACKAGE / "events.py",
         PACKAGE / "errors.py",
+        PACKAGE / "exitcodes.py",
         PACKAGE / "config.py",
         PACKAGE / "policy.py",
         *(PACKAGE / "proto").glob("*.py"),

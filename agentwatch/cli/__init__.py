@@ -17,8 +17,9 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from agentwatch import __version__
 from agentwatch.errors import AgentwatchError
+from agentwatch.exitcodes import OWN_ERROR
 
-EXIT_OWN_ERROR = 125  # SPEC 5: agentwatch's own errors (bad options, port in use, ...)
+EXIT_OWN_ERROR = OWN_ERROR  # SPEC 5: agentwatch's own errors (bad options, port in use, ...)
 
 
 def _flags_take_no_value(params: list[Parameter]) -> list[Parameter]:

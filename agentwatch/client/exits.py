@@ -9,6 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentwatch.exitcodes import (
+    NOT_FOUND,
+    process_status,
+    run_status,
+    signal_number,
+    spawn_failed_status,
+)
+
 
 @dataclass
 class ExitTracker:
@@ -34,17 +42,16 @@ class ExitTracker:
             if event.get("kind") == "timeout":
                 self._timed_out.add(pid)
             elif event.get("kind") == "spawn-failed":
-                text = str(event.get("error", ""))
-                self._final(pid, 126 if "cannot execute" in text else 127)
+                self._final(pid, spawn_failed_status(event))
         elif kind == "system-alert" and event.get("code") == "dependency-failed":
             self._final(pid, 1)  # `up` did not start it: what it depends on did not start
         elif kind == "process-stopped" and not event.get("willRestart"):
-            if pid in self._timed_out:
-                status = 124
-            elif event.get("signal"):
-                status = 128 + signal_number(str(event["signal"]))
-            else:
-                status = int(event.get("exitCode") or 0)
+            signal = event.get("signal")
+            status = process_status(
+                int(event.get("exitCode") or 0),
+                signal_number(str(signal)) if signal else None,
+                timed_out=pid in self._timed_out,
+            )
             self._final(pid, status)
 
     def timed_out(self, pid: str) -> bool:
@@ -60,12 +67,12 @@ class ExitTracker:
         if process.get("state") == "skipped":  # `up` did not start it: a dependency failed
             self._final(pid, 1)
         elif process.get("state") in ("exited", "failed"):
-            if process.get("signal"):
-                self._final(pid, 128 + signal_number(str(process["signal"])))
-            elif process.get("exitCode") is not None:
-                self._final(pid, int(process["exitCode"]))
+            signal, code = process.get("signal"), process.get("exitCode")
+            if signal or code is not None:
+                number = signal_number(str(signal)) if signal else None
+                self._final(pid, process_status(int(code or 0), number))
             elif process.get("state") == "failed":
-                self._final(pid, 127 if process.get("pid") is None else 1)  # never started
+                self._final(pid, NOT_FOUND if process.get("pid") is None else 1)  # never started
             else:
                 self._final(pid, 0)
 
@@ -89,15 +96,7 @@ class ExitTracker:
     @property
     def status(self) -> int:
         """0 if all succeeded, else the status of the first that failed."""
-        for pid in self.order:
-            if self.statuses.get(pid):
-                return self.statuses[pid]
-        return 0
+        return run_status(self.statuses.get(pid) for pid in self.order)
 
 
-def signal_number(name: str) -> int:
-    """``SIGTERM`` -> 15 (0 if unknown)."""
-    import signal as _signal
-
-    sig = getattr(_signal.Signals, name if name.startswith("SIG") else "SIG" + name, None)
-    return int(sig) if sig is not None else 0
+__all__ = ["ExitTracker", "signal_number"]
