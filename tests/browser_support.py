@@ -5,8 +5,6 @@
   ``pip install playwright``; Playwright's own browser download is not used).
 - `AgentwatchRun`: a real ``agentwatch run --port 0 -- CMD`` subprocess, with
   the ``agentwatch: serving URL`` line parsed from its stderr.
-- `TcpProxy`: a tiny threaded TCP relay in front of the server that can drop
-  every connection and refuse new ones for a while, as a broken network would.
 """
 
 from __future__ import annotations
@@ -17,14 +15,11 @@ import os
 import re
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -202,93 +197,3 @@ class AgentwatchRun:
                 self.proc.stdin.close()
         if self.proc.stderr is not None:
             self.proc.stderr.close()
-
-
-class TcpProxy:
-    """Relays 127.0.0.1:`port` to a target; can cut every connection at will."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = ("127.0.0.1", target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._conns: list[socket.socket] = []
-        self._refusing = False
-        self._closed = False
-        self.accepted = 0
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
-        self._thread.start()
-
-    def _accept_loop(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                if self._closed or self._refusing:
-                    _abort(client)
-                    continue
-                self.accepted += 1
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                _abort(client)
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            done = [0]  # directions finished; the second one closes both sockets
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b, done), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, done: list[int]) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-        with self._lock:
-            done[0] += 1
-            if done[0] < 2:
-                return  # the other direction is still running; it closes both
-            self._conns = [s for s in self._conns if s is not src and s is not dst]
-        src.close()
-        dst.close()
-
-    def drop(self) -> None:
-        """Cut every open connection (reset, as a dying network link does)."""
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            _abort(s)
-
-    @contextlib.contextmanager
-    def outage(self) -> Iterator[None]:
-        """Drop everything now and refuse connections until the block ends."""
-        with self._lock:
-            self._refusing = True
-        self.drop()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._refusing = False
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self.listener.close()
-        self.drop()
-        self._thread.join(5)
-
-
-def _abort(s: socket.socket) -> None:
-    """Close with RST rather than FIN: the peer sees a broken connection."""
-    with contextlib.suppress(OSError):
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    with contextlib.suppress(OSError):
-        s.shutdown(socket.SHUT_RDWR)
-    s.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import CLI, wait_for
+from net_support import proxy_to
 from test_cli_support import (
     TOKEN,
     Live,
@@ -21,7 +22,6 @@ from test_cli_support import (
     client,
     json_lines,
     one_error_line,
-    proxy_to,
     start_run,
 )
 

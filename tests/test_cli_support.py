@@ -13,12 +13,10 @@ import json
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,73 +233,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
-
-
-class Proxy:
-    """A TCP proxy to ``port`` on 127.0.0.1 (threads) whose connections can be cut."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        self.accepted = 0
-        self.lock = threading.Lock()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                down, _ = self.listener.accept()
-                up = socket.create_connection(("127.0.0.1", self.target))
-            except OSError:
-                continue
-            with self.lock:
-                self.conns += [down, up]
-                self.accepted += 1
-            threading.Thread(target=self._pump, args=(down, up), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, down), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                s.close()
-
-    def cut(self) -> None:
-        """Break every open connection (both sides see a reset or EOF)."""
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for s in conns:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                s.close()
-
-    def close(self) -> None:
-        self.closed = True
-        self.cut()
-        with contextlib.suppress(OSError):
-            self.listener.close()
-
-
-@contextlib.contextmanager
-def proxy_to(url: str) -> Iterator[Proxy]:
-    port = int(url.rsplit(":", 1)[1])
-    p = Proxy(port)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def seqs(events: list[dict[str, Any]]) -> list[int]:

@@ -18,7 +18,7 @@ import pytest
 import trio
 import trio_websocket
 from conftest import py, read_events
-from test_cli_support import Proxy, proxy_to
+from net_support import TcpProxy, proxy_to
 
 import agentwatch
 from agentwatch.client import Server, Subscription, api, find_server, follow
@@ -263,7 +263,7 @@ async def test_wrong_token_and_give_up(tmp_path: Path, transport: str) -> None:
             url = session.url or ""
             with pytest.raises(ClientError, match="unauthorized"):
                 await drain(Server(url, "wrong"), transport)
-            proxy = Proxy(int(url.rsplit(":", 1)[1]))
+            proxy = TcpProxy(int(url.rsplit(":", 1)[1]))
             t0 = trio.current_time()
             with pytest.raises(ClientError, match="lost the connection"):
                 await drain(Server(proxy.url, TOKEN), transport, proxy.close)
@@ -326,7 +326,7 @@ async def test_run_ends_while_disconnected_rest_from_the_journal(
             session: Session = await nursery.start(run_session, specs, opts)
             assert session.url is not None
             discovery = tmp_path / "runs" / session.run_id / "server.json"
-            proxy = Proxy(int(session.url.rsplit(":", 1)[1]))
+            proxy = TcpProxy(int(session.url.rsplit(":", 1)[1]))
             server = Server(proxy.url, TOKEN, session.run_id, discovery)
             sub = Subscription(("talker",))
             async with follow(server, sub, transport=transport) as events:

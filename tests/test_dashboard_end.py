@@ -21,10 +21,10 @@ import pytest
 from browser_support import (
     CHROMIUM_ARGS,
     AgentwatchRun,
-    TcpProxy,
     browser_unavailable,
     chromium_path,
 )
+from net_support import TcpProxy
 
 _why = browser_unavailable()
 if _why and os.environ.get("CI"):
