@@ -19,6 +19,7 @@ PURE = sorted(
         PACKAGE / "exitcodes.py",
         PACKAGE / "config.py",
         PACKAGE / "policy.py",
+        PACKAGE / "publishable.py",
         *(PACKAGE / "proto").glob("*.py"),
     ]
 )

@@ -23,10 +23,30 @@ import typer
 
 from agentwatch.cli import Command, app, options
 from agentwatch.errors import ConfigError
+from agentwatch.events import SYSTEM_ALERT, TASK_ASSIGNED, TASK_COMPLETED
+from agentwatch.publishable import (
+    ALERT_LEVELS,
+    COMMON_FIELDS,
+    CUSTOM_PREFIX,
+    PUBLISH_SCHEMA,
+    TASK_STATUSES,
+    own_fields,
+)
 
-TASK_STATUSES = ("success", "failure", "cancelled")
-ALERT_LEVELS = ("info", "warning", "error")
-COMMON_FIELDS = ("seq", "type", "timestamp", "processId")
+# Each option of `emit` and the event field it fills (the schema says which a type takes).
+_OPTION_FIELDS = {
+    "--task": "taskId",
+    "--title": "title",
+    "--assignee": "assignee",
+    "--status": "status",
+    "--result": "result",
+    "--level": "level",
+    "--code": "code",
+    "a MESSAGE": "message",
+    "--data": "data",
+}
+# A custom event gets its fields from --data and a MESSAGE only.
+_CUSTOM_FIELDS = frozenset({"data", "message"})
 
 
 def _json_arg(text: str, what: str) -> Any:
@@ -38,7 +58,8 @@ def _json_arg(text: str, what: str) -> Any:
 
 def _refuse(type_: str, given: dict[str, Any]) -> None:
     """Options that mean nothing for this type are an error, not silently dropped."""
-    extra = [name for name, value in given.items() if value]
+    takes = _CUSTOM_FIELDS if type_.startswith(CUSTOM_PREFIX) else own_fields(type_)
+    extra = [opt for opt, value in given.items() if value and _OPTION_FIELDS[opt] not in takes]
     if extra:
         raise ConfigError(f"{type_} does not take {', '.join(extra)}")
 
@@ -61,35 +82,27 @@ def build_event(
     event: dict[str, Any] = {"type": type_, "processId": process or None}
     payload = None if data is None else _json_arg(data, "--data")
     text = " ".join(message) if message else None
-    if type_ in ("task-assigned", "task-completed"):
+    given = {
+        "--task": task,
+        "--title": title,
+        "--assignee": assignee,
+        "--status": status,
+        "--result": result,
+        "--level": level,
+        "--code": code,
+        "a MESSAGE": text,
+        "--data": data,
+    }
+    if type_ in (TASK_ASSIGNED, TASK_COMPLETED):
         if not task:
             raise ConfigError(f"{type_} needs --task ID")
         if payload is not None and not isinstance(payload, dict):
             raise ConfigError("--data must be a JSON object")
+        _refuse(type_, given)
         event["taskId"] = task
-        if type_ == "task-assigned":
-            _refuse(
-                type_,
-                {
-                    "--status": status,
-                    "--result": result,
-                    "--level": level,
-                    "--code": code,
-                    "a MESSAGE": text,
-                },
-            )
+        if type_ == TASK_ASSIGNED:
             event.update({k: v for k, v in (("title", title), ("assignee", assignee)) if v})
         else:
-            _refuse(
-                type_,
-                {
-                    "--title": title,
-                    "--assignee": assignee,
-                    "--level": level,
-                    "--code": code,
-                    "a MESSAGE": text,
-                },
-            )
             if status not in TASK_STATUSES:
                 raise ConfigError(f"task-completed needs --status {'|'.join(TASK_STATUSES)}")
             event["status"] = status
@@ -98,18 +111,8 @@ def build_event(
                 event["result"] = _json_arg(result, "--result") if structured else result
         if payload is not None:
             event["data"] = payload
-    elif type_ == "system-alert":
-        _refuse(
-            type_,
-            {
-                "--task": task,
-                "--title": title,
-                "--assignee": assignee,
-                "--status": status,
-                "--result": result,
-                "--data": data,
-            },
-        )
+    elif type_ == SYSTEM_ALERT:
+        _refuse(type_, given)
         if level not in ALERT_LEVELS:
             raise ConfigError(f"system-alert needs --level {'|'.join(ALERT_LEVELS)}")
         if not text:
@@ -117,19 +120,8 @@ def build_event(
         event.update({"level": level, "message": text})
         if code:
             event["code"] = code
-    elif type_.startswith("x-"):
-        _refuse(
-            type_,
-            {
-                "--task": task,
-                "--title": title,
-                "--assignee": assignee,
-                "--status": status,
-                "--result": result,
-                "--level": level,
-                "--code": code,
-            },
-        )
+    elif type_.startswith(CUSTOM_PREFIX):
+        _refuse(type_, given)
         if isinstance(payload, dict):  # a custom event's own fields
             event.update({k: v for k, v in payload.items() if k not in COMMON_FIELDS})
         elif payload is not None:
@@ -138,14 +130,13 @@ def build_event(
             event["message"] = text
     else:
         raise ConfigError(
-            f"cannot emit {type_!r}: use task-assigned, task-completed, system-alert "
-            "or a custom x-... type"
+            f"cannot emit {type_!r}: use {', '.join(PUBLISH_SCHEMA)} or a custom x-... type"
         )
     return event
 
 
 def _complete_type(incomplete: str) -> list[str]:
-    kinds = ("task-assigned", "task-completed", "system-alert", "x-")
+    kinds = (*PUBLISH_SCHEMA, CUSTOM_PREFIX)
     return [k for k in kinds if k.startswith(incomplete)]
 
 

@@ -10,7 +10,8 @@
     invalid-type    a published event's ``type`` is missing or not allowed
     reserved-type   a published event's ``type`` is a ``process-*`` type
 
-:func:`validate_publish` checks a published event, for ``/ws`` and for
+:func:`~agentwatch.publishable.validate_publish` (re-exported here) checks a
+published event against the one publish schema, for ``/ws`` and for
 ``POST /api/events`` alike. Unknown keys of a message (besides ``op``) are
 ignored, so clients may send newer fields; unknown keys of a published
 event are refused, except for ``x-*`` types, which carry anything.
@@ -18,7 +19,6 @@ event are refused, except for ``x-*`` types, which carry anything.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +26,13 @@ from typing import Any
 import msgspec
 
 from agentwatch.errors import ProtocolError
+from agentwatch.publishable import (
+    MAX_PROCESS_ID_CHARS,
+    check_process_id,
+    invalid,
+    show,
+    validate_publish,
+)
 
 __all__ = [
     "MAX_PROCESS_ID_CHARS",
@@ -39,18 +46,6 @@ __all__ = [
     "reply",
     "validate_publish",
 ]
-
-# Process ids name log files and rooms and appear in every event: keep them short.
-MAX_PROCESS_ID_CHARS = 200
-
-# Custom type names become SSE ``event:`` lines and Socket.IO event names, so
-# they are one short token (at most 100 characters): no spaces, no line breaks.
-_CUSTOM_TYPE = re.compile(r"x-[A-Za-z0-9][A-Za-z0-9_.:-]{0,97}")
-
-# Fields the server assigns (a publisher's values are dropped), and the two
-# common fields validate_publish handles itself.
-_SERVER_FIELDS = frozenset({"seq", "timestamp"})
-_COMMON_FIELDS = _SERVER_FIELDS | {"type", "processId"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,26 +84,8 @@ class Ping:
 ClientMessage = Subscribe | Unsubscribe | Publish | Ping
 
 
-def _show(value: object) -> str:
-    """A peer's value for an error message, cut short: replies stay small."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _invalid(message: str, code: str = "invalid-field") -> ProtocolError:
-    return ProtocolError(message, status=400, code=code)
-
-
 # ---------------------------------------------------------------------------
 # Field checks
-
-
-def _process_id(value: object) -> str:
-    if not isinstance(value, str) or not value or len(value) > MAX_PROCESS_ID_CHARS:
-        raise _invalid(
-            f"processId must be a non-empty string of at most {MAX_PROCESS_ID_CHARS} characters"
-        )
-    return value
 
 
 def _count(obj: dict[str, Any], key: str) -> int | None:
@@ -116,7 +93,7 @@ def _count(obj: dict[str, Any], key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _invalid(f"{key} must be a non-negative integer, not {_show(value)}")
+        raise invalid(f"{key} must be a non-negative integer, not {show(value)}")
     return value
 
 
@@ -125,7 +102,7 @@ def _types(obj: dict[str, Any]) -> tuple[str, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
-        raise _invalid("types must be a non-empty list of strings (omit it for every type)")
+        raise invalid("types must be a non-empty list of strings (omit it for every type)")
     return tuple(value)
 
 
@@ -134,18 +111,18 @@ def _types(obj: dict[str, Any]) -> tuple[str, ...] | None:
 
 
 def _subscribe(obj: dict[str, Any]) -> Subscribe:
-    process_id = _process_id(obj.get("processId"))
+    process_id = check_process_id(obj.get("processId"))
     return Subscribe(process_id, _count(obj, "since"), _count(obj, "tail"), _types(obj))
 
 
 def _unsubscribe(obj: dict[str, Any]) -> Unsubscribe:
-    return Unsubscribe(_process_id(obj.get("processId")))
+    return Unsubscribe(check_process_id(obj.get("processId")))
 
 
 def _publish(obj: dict[str, Any]) -> Publish:
     event = obj.get("event")
     if not isinstance(event, dict):
-        raise _invalid("event must be a JSON object")
+        raise invalid("event must be a JSON object")
     return Publish(validate_publish(event))
 
 
@@ -170,98 +147,15 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     try:
         obj = msgspec.json.decode(text)
     except (msgspec.DecodeError, UnicodeError) as exc:
-        raise _invalid(f"message is not valid JSON: {exc}", "invalid-json") from None
+        raise invalid(f"message is not valid JSON: {exc}", "invalid-json") from None
     if not isinstance(obj, dict):
-        raise _invalid("message must be a JSON object", "invalid-json")
+        raise invalid("message must be a JSON object", "invalid-json")
     op = obj.get("op")
     handler = _OPS.get(op) if isinstance(op, str) else None
     if handler is None:
-        what = "message needs an 'op'" if op is None else f"unknown op {_show(op)}"
-        raise _invalid(f"{what} (one of: {', '.join(_OPS)})", "unknown-op")
+        what = "message needs an 'op'" if op is None else f"unknown op {show(op)}"
+        raise invalid(f"{what} (one of: {', '.join(_OPS)})", "unknown-op")
     return handler(obj)
-
-
-# ---------------------------------------------------------------------------
-# Published events
-
-
-def _string(event: dict[str, Any], key: str, *, choices: tuple[str, ...] = ()) -> str:
-    value = event.get(key)
-    if not isinstance(value, str) or not value:
-        raise _invalid(f"{key} must be a non-empty string, not {_show(value)}")
-    if choices and value not in choices:
-        raise _invalid(f"{key} must be one of {', '.join(choices)}, not {_show(value)}")
-    return value
-
-
-def _optional(event: dict[str, Any], key: str, kind: type) -> None:
-    if key in event and event[key] is None:
-        del event[key]
-    elif key in event and not isinstance(event[key], kind):
-        what = "an object" if kind is dict else "a string"
-        raise _invalid(f"{key} must be {what}, not {_show(event[key])}")
-
-
-def _task_assigned(event: dict[str, Any]) -> None:
-    _string(event, "taskId")
-    _optional(event, "title", str)
-    _optional(event, "assignee", str)
-    _optional(event, "data", dict)
-
-
-def _task_completed(event: dict[str, Any]) -> None:
-    _string(event, "taskId")
-    _string(event, "status", choices=("success", "failure", "cancelled"))
-    _optional(event, "data", dict)
-
-
-def _system_alert(event: dict[str, Any]) -> None:
-    _string(event, "level", choices=("info", "warning", "error"))
-    if not isinstance(event.get("message"), str):
-        raise _invalid(f"message must be a string, not {_show(event.get('message'))}")
-    _optional(event, "code", str)
-
-
-# type -> (check, allowed own fields)
-_PUBLISHABLE: dict[str, tuple[Callable[[dict[str, Any]], None], frozenset[str]]] = {
-    "task-assigned": (_task_assigned, frozenset({"taskId", "title", "assignee", "data"})),
-    "task-completed": (_task_completed, frozenset({"taskId", "status", "result", "data"})),
-    "system-alert": (_system_alert, frozenset({"level", "message", "code"})),
-}
-
-
-def validate_publish(event: dict[str, Any]) -> dict[str, Any]:
-    """Check an event a client publishes; return a new, cleaned dict.
-
-    The result keeps ``type`` first, then ``processId`` (None if absent),
-    then the type's own fields. ``seq`` and ``timestamp`` are dropped: the
-    server assigns them. Optional string/object fields given as null are
-    dropped; ``result`` is kept as given. Raises ProtocolError with code
-    ``invalid-type``, ``reserved-type`` or ``invalid-field``.
-    """
-    kind = event.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise _invalid("event needs a string 'type'", "invalid-type")
-    if kind.startswith("process-"):
-        raise _invalid(f"{_show(kind)} is reserved to the supervisor", "reserved-type")
-    process_id = event.get("processId")
-    if process_id is not None:
-        process_id = _process_id(process_id)
-    own = {k: v for k, v in event.items() if k not in _COMMON_FIELDS}
-    if kind in _PUBLISHABLE:
-        check, allowed = _PUBLISHABLE[kind]
-        extra = sorted(set(own) - allowed)
-        if extra:
-            hint = " (put extra data under 'data')" if "data" in allowed else ""
-            raise _invalid(f"unknown field(s) for {kind}: {_show(', '.join(extra))}{hint}")
-        check(own)
-    elif not _CUSTOM_TYPE.fullmatch(kind):
-        raise _invalid(
-            f"cannot publish type {_show(kind)}: use task-assigned, task-completed, "
-            "system-alert or a custom x-name (letters, digits, '_', '.', ':', '-')",
-            "invalid-type",
-        )
-    return {"type": kind, "processId": process_id, **own}
 
 
 # ---------------------------------------------------------------------------

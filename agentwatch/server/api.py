@@ -26,7 +26,7 @@ from agentwatch.errors import (
 )
 from agentwatch.events import EventBatch, json_array
 from agentwatch.hub import READ_MAX_EVENTS, Filter
-from agentwatch.proto.wsops import validate_publish
+from agentwatch.publishable import validate_publish
 from agentwatch.server import metrics, sse
 from agentwatch.server.auth import auth_cookie, token_matches
 from agentwatch.server.context import ServerContext
