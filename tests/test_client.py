@@ -189,16 +189,21 @@ print("bye", flush=True)
 """
 
 
-def talker_session(tmp_path: Path, go: Path) -> tuple[list[AgentSpec], SessionOptions]:
-    spec = AgentSpec("talker", (*py(TALKER), str(go)), stats_interval=0)
-    opts = SessionOptions(
+def quiet_options(home: Path, **kw: Any) -> SessionOptions:
+    """A session with a server on TOKEN under ``home`` that prints nothing."""
+    return SessionOptions(
         server=ServerConfig(token=TOKEN),
-        home=tmp_path,
+        home=home,
         echo=Echo.NONE,
         quiet_server=True,
         handle_signals=False,
+        **kw,
     )
-    return [spec], opts
+
+
+def talker_session(tmp_path: Path, go: Path) -> tuple[list[AgentSpec], SessionOptions]:
+    spec = AgentSpec("talker", (*py(TALKER), str(go)), stats_interval=0)
+    return [spec], quiet_options(tmp_path)
 
 
 def journal_of(tmp_path: Path, session: Session) -> list[dict[str, Any]]:
@@ -376,15 +381,7 @@ QUICK = "print('hello'); print('bye')"
 
 def quick_session(tmp_path: Path, **kw: Any) -> tuple[list[AgentSpec], SessionOptions]:
     spec = AgentSpec("quick", tuple(py(QUICK)), stats_interval=0)
-    opts = SessionOptions(
-        server=ServerConfig(token=TOKEN),
-        home=tmp_path,
-        echo=Echo.NONE,
-        quiet_server=True,
-        handle_signals=False,
-        **kw,
-    )
-    return [spec], opts
+    return [spec], quiet_options(tmp_path, **kw)
 
 
 async def test_follow_session_has_every_event_of_a_short_run(tmp_path: Path) -> None:

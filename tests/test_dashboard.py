@@ -8,7 +8,6 @@ and `wait_for_function` poll for the condition, with a timeout.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sys
@@ -18,22 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import (
-    CHROMIUM_ARGS,
-    AgentwatchRun,
-    browser_unavailable,
-    chromium_path,
-)
+from browser_fixtures import browser_fixture, page_fixture  # noqa: F401 (fixtures; skips without a browser)
+from browser_support import AgentwatchRun
 from net_support import TcpProxy
-
-_why = browser_unavailable()
-if _why and os.environ.get("CI"):
-    # In CI nothing may skip silently: scripts/test.sh installs both.
-    raise RuntimeError(f"browser tests need Playwright and chromium: {_why}")
-if _why:
-    pytest.skip(f"browser tests need Playwright and chromium: {_why}", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect
 
 expect.set_options(timeout=20_000)
 
@@ -62,25 +49,6 @@ BULK = (
     "sys.stdout.flush()\n"
     "time.sleep(600)\n"
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
 
 
 @pytest.fixture

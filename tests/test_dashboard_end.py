@@ -10,29 +10,15 @@ Debian's chromium through Playwright, as in tests/test_dashboard.py.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from browser_support import (
-    CHROMIUM_ARGS,
-    AgentwatchRun,
-    browser_unavailable,
-    chromium_path,
-)
+from browser_fixtures import browser_fixture, page_fixture  # noqa: F401 (fixtures; skips without a browser)
+from browser_support import AgentwatchRun
 from net_support import TcpProxy
-
-_why = browser_unavailable()
-if _why and os.environ.get("CI"):
-    raise RuntimeError(f"browser tests need Playwright and chromium: {_why}")
-if _why:
-    pytest.skip(f"browser tests need Playwright and chromium: {_why}", allow_module_level=True)
-
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect
 
 expect.set_options(timeout=20_000)
 
@@ -45,25 +31,6 @@ for i in range({LINES}):
 while not os.path.exists(sys.argv[1]):
     time.sleep(0.02)
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
 
 
 def start(tmp_path: Path, *extra: str) -> tuple[AgentwatchRun, Path]:
@@ -92,6 +59,14 @@ def expect_ended_with_every_line(page: Page) -> None:
     expect(page.locator("#log-empty")).to_be_hidden()
 
 
+def open_after_the_exit(page: Page, run: AgentwatchRun, go: Path) -> None:
+    """Let the agent exit, then open the lingering run's page: it has ended, every line there."""
+    go.touch()
+    run.wait_until(lambda p: p["state"] == "exited", what="the agent's exit")
+    page.goto(run.url)
+    expect_ended_with_every_line(page)
+
+
 def test_live_then_run_ended_without_a_retry_button(page: Page, tmp_path: Path) -> None:
     run, go = start(tmp_path, "--linger", "60")
     try:
@@ -111,10 +86,7 @@ def test_opened_during_a_linger_the_run_has_ended(page: Page, tmp_path: Path) ->
     """Never "Live", never "Waiting for output..." beside a table that counts lines."""
     run, go = start(tmp_path, "--linger", "60")
     try:
-        go.touch()
-        run.wait_until(lambda p: p["state"] == "exited", what="the agent's exit")
-        page.goto(run.url)
-        expect_ended_with_every_line(page)
+        open_after_the_exit(page, run, go)
         assert page.evaluate("agentwatch.connStates()") == ["connecting", "ended"]
     finally:
         run.close()
@@ -157,10 +129,7 @@ def test_a_real_connection_loss_reconnects_with_a_retry_button(page: Page, tmp_p
 def test_a_restart_during_the_linger_makes_the_page_live_again(page: Page, tmp_path: Path) -> None:
     run, go = start(tmp_path, "--linger", "60")
     try:
-        go.touch()
-        run.wait_until(lambda p: p["state"] == "exited", what="the agent's exit")
-        page.goto(run.url)
-        expect_ended_with_every_line(page)
+        open_after_the_exit(page, run, go)
         go.unlink()  # the agent, started again, waits
         page.get_by_test_id("restart-a").click()
         expect(pill(page)).to_have_attribute("data-state", "live")

@@ -8,6 +8,8 @@ for a condition under `trio.fail_after`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import agentwatch
 from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig, StdinMode
 from agentwatch.errors import ConfigError
 from agentwatch.runner import Echo, Session, SessionOptions, run_session
-from agentwatch.supervisor import ProcState
+from agentwatch.supervisor import ManagedProcess, ProcState
 
 WAIT_FOR = """
 import os, sys, time
@@ -126,23 +128,33 @@ async def test_run_session_skips_and_keeps_the_first_failure(tmp_path: Path) -> 
     assert (alert["processId"], alert["code"]) == ("needs", "dependency-failed")
 
 
-async def test_stop_a_pending_agent(tmp_path: Path) -> None:
-    """A stop ends the wait at once: the agent never starts, whatever its dependency does."""
-    go = tmp_path / "go"
+@asynccontextmanager
+async def pending_waiter_told(
+    tmp_path: Path, condition: str, action: str
+) -> AsyncIterator[tuple[Session, ManagedProcess]]:
+    """A run where "waiter" waits on "slow" (until tmp_path/go exists) for ``condition``,
+    and POST /api/processes/waiter/``action`` was accepted (202) while it is pending."""
     specs = [
-        spec("slow", WAIT_FOR, go),
-        spec("waiter", "pass", depends_on={"slow": "completed"}),
+        spec("slow", WAIT_FOR, tmp_path / "go"),
+        spec("waiter", "pass", depends_on={"slow": condition}),
     ]
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             session: Session = await nursery.start(run_session, specs, options(tmp_path))
             waiter = session.supervisor.processes["waiter"]
-            res = await request(session.url or "", "POST", "/api/processes/waiter/stop")
+            res = await request(session.url or "", "POST", f"/api/processes/waiter/{action}")
             assert res.status == 202
-            await wait_for(lambda: waiter.done_event.is_set())
-            assert (await states(session))["waiter"] == "exited"
-            assert session.supervisor.processes["slow"].state is ProcState.RUNNING
-            go.touch()
+            yield session, waiter
+
+
+async def test_stop_a_pending_agent(tmp_path: Path) -> None:
+    """A stop ends the wait at once: the agent never starts, whatever its dependency does."""
+    go = tmp_path / "go"
+    async with pending_waiter_told(tmp_path, "completed", "stop") as (session, waiter):
+        await wait_for(lambda: waiter.done_event.is_set())
+        assert (await states(session))["waiter"] == "exited"
+        assert session.supervisor.processes["slow"].state is ProcState.RUNNING
+        go.touch()
     events = journal_of(tmp_path, session)
     assert [e["processId"] for e in events if e["type"] == "process-started"] == ["slow"]
 
@@ -150,21 +162,12 @@ async def test_stop_a_pending_agent(tmp_path: Path) -> None:
 async def test_restart_a_pending_agent_keeps_it_waiting(tmp_path: Path) -> None:
     """Restart of a pending agent is no start: it still waits for its depends_on."""
     go = tmp_path / "go"
-    specs = [
-        spec("slow", WAIT_FOR, go),
-        spec("waiter", "pass", depends_on={"slow": "succeeded"}),
-    ]
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            session: Session = await nursery.start(run_session, specs, options(tmp_path))
-            waiter = session.supervisor.processes["waiter"]
-            res = await request(session.url or "", "POST", "/api/processes/waiter/restart")
-            assert res.status == 202
-            # still pending after the restart (the API says so too); if the restart
-            # skipped depends_on, the order below would show the waiter starting first
-            await wait_for(lambda: waiter.state is ProcState.PENDING)
-            assert (await states(session))["waiter"] == "pending"
-            go.touch()
+    async with pending_waiter_told(tmp_path, "succeeded", "restart") as (session, waiter):
+        # still pending after the restart (the API says so too); if the restart
+        # skipped depends_on, the order below would show the waiter starting first
+        await wait_for(lambda: waiter.state is ProcState.PENDING)
+        assert (await states(session))["waiter"] == "pending"
+        go.touch()
     events = journal_of(tmp_path, session)
     order = [(e["type"], e["processId"]) for e in events if e["type"].startswith("process-s")]
     assert order[-2:] == [("process-started", "waiter"), ("process-stopped", "waiter")]
