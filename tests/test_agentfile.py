@@ -228,9 +228,10 @@ def test_select_names_and_their_dependencies(tmp_path: Path) -> None:
 
 def test_run_flags_cover_the_agent_keys() -> None:
     """`run` takes every per-agent key as a flag: one table, not two."""
-    assert run_cmd.run
-    assert up_cmd.up
     command = typer.main.get_command(app)
+    # the commands registered are those of run_cmd and up_cmd (typer wraps them)
+    for name, func in (("run", run_cmd.run), ("up", up_cmd.up)):
+        assert command.commands[name].callback.__wrapped__ is func  # type: ignore[attr-defined]
     run = command.commands["run"]  # type: ignore[attr-defined]
     flags = {opt for param in run.params for opt in getattr(param, "opts", [])}
     for key in AGENT_KEYS:

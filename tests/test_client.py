@@ -442,6 +442,7 @@ async def test_server_stop_tells_a_client_without_everything_1001(tmp_path: Path
                 with pytest.raises(trio_websocket.ConnectionClosed) as info:
                     await read_until_closed(ws)
                 ws_nursery.cancel_scope.cancel()
+            assert info.value.reason is not None
             assert info.value.reason.code == 1001
 
 

@@ -43,7 +43,7 @@ def lines_of(buf: bytes | bytearray) -> list[bytes]:
 def check_line(line: bytes) -> dict[str, Any]:
     """Valid JSON (for msgspec and the stdlib), ``seq`` first, common fields typed."""
     assert line.startswith(b'{"seq":')
-    obj = msgspec.json.decode(line)
+    obj: dict[str, Any] = msgspec.json.decode(line)
     assert json.loads(line) == obj
     assert list(obj)[:4] == COMMON
     assert isinstance(obj["seq"], int)

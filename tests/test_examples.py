@@ -161,4 +161,4 @@ def test_embed(cli: CLI) -> None:
 def test_examples_folder_is_complete() -> None:
     for name in ("chatty_agent.py", "agentwatch.toml", "ci.sh", "client.py", "embed.py"):
         assert (EXAMPLES / name).is_file(), name
-    assert start  # the helpers are shared with the CLI tests
+    assert start.__module__ == "test_cli_support"  # the helpers are shared with the CLI tests

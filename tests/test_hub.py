@@ -22,6 +22,7 @@ from agentwatch.errors import JournalError
 from agentwatch.events import SYSTEM_ALERT, EventBatch
 from agentwatch.hub import Client, Filter, Hub, Read
 from agentwatch.journal import Journal, read_journal
+from agentwatch.proto.lines import Segment
 
 T0 = 1795624800.0  # 2026-11-25T16:40:00Z
 
@@ -482,7 +483,7 @@ async def test_tail_cursor_scans_a_big_journal_off_the_event_loop(tmp_path: Path
     hub = make_hub(open_journal(tmp_path / "events.jsonl"), history_events=1000)
     for i in range(20):
         hub.publish_output("quiet", "stdout", [f"quiet {i}"])
-    block = ["x" * 300] * 1024  # one ~310 KiB batch
+    block: list[Segment] = ["x" * 300] * 1024  # one ~310 KiB batch
     while hub.journal is not None and hub.journal.size < 100 * 2**20:
         hub.publish_output("busy", "stdout", block)
     quiet = Filter(process_ids=frozenset({"quiet"}))
@@ -529,7 +530,7 @@ async def test_read_of_a_quiet_process_never_scans_a_big_journal_at_once(tmp_pat
     """
     hub = make_hub(open_journal(tmp_path / "events.jsonl"), history_events=1000)
     hub.publish_output("quiet", "stdout", ["first"])
-    block = ["x" * 300] * 1024  # one ~310 KiB batch
+    block: list[Segment] = ["x" * 300] * 1024  # one ~310 KiB batch
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.serve_journal)
         while hub.journal is not None and hub.journal.size < 60 * 2**20:

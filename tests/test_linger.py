@@ -6,6 +6,8 @@ virtual time: the ends asserted are exact, which a poll could not give.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 import trio.testing
@@ -101,11 +103,12 @@ async def test_an_interrupt_ends_an_explicit_linger_at_once(
 async def test_wait_clients_changed_wakes_on_register_progress_and_unregister() -> None:
     hub = Hub(None)
     client = Client("sse-1", "sse", "127.0.0.1:6")
-    for change in (
+    changes: tuple[Callable[[], object], ...] = (
         lambda: hub.register(client),
         lambda: hub.note_progress(client, 0, 0),
         lambda: hub.unregister(client),
-    ):
+    )
+    for change in changes:
         woke = trio.Event()
 
         async def waiter(woke: trio.Event = woke) -> None:

@@ -113,7 +113,7 @@ def test_restart_of_an_exited_agent_is_refused_once_the_run_is_ending(
     live.wait_event(lambda e: e["type"] == "process-output" and e["output"] == "up")
 
     def stopping() -> bool:
-        return api(live, "GET", "/api/processes/stubborn")[1]["state"] == "stopping"
+        return bool(api(live, "GET", "/api/processes/stubborn")[1]["state"] == "stopping")
 
     cli.wait_for(stopping, timeout=10, what="stubborn stopping")
     status, body = api(live, "POST", "/api/processes/quick/restart")

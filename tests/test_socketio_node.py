@@ -109,7 +109,7 @@ async def test_rooms_and_broadcasts(tmp_path: Path, transport: str) -> None:
                 hub.publish("x-tokens-used", "p2", {"data": {"n": 3}})
 
                 async def names(peer: Any, last: str) -> list[tuple[str, Any]]:
-                    got = []
+                    got: list[tuple[str, Any]] = []
                     while not got or got[-1][0] != last:
                         report = await peer.expect_kind("event")
                         got.append((report["name"], report["args"][0]))
@@ -183,7 +183,7 @@ async def test_many_events_in_order_through_the_upgrade(tmp_path: Path) -> None:
                 ctx.hub.publish("task-assigned", None, {"taskId": f"t{i}"})
                 if i % 500 == 0:
                     await trio.lowlevel.checkpoint()
-            ids = []
+            ids: list[str] = []
             while len(ids) < total:
                 report = await peer.expect(is_event("task-assigned"))
                 ids.append(report["args"][0]["taskId"])

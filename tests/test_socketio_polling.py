@@ -253,7 +253,11 @@ async def test_bad_packets_close_the_session(tmp_path: Path) -> None:
                     else:
                         assert resp.status == 400
                     sid = poller.sid
-                    await wait_for(lambda sid=sid: sid not in sessions(ctx))
+
+                    def gone(sid: str | None = sid) -> bool:
+                        return sid not in sessions(ctx)
+
+                    await wait_for(gone)
 
 
 async def test_overlapping_polls_close_the_session(tmp_path: Path) -> None:

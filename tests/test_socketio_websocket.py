@@ -161,6 +161,7 @@ async def test_max_payload_over_websocket(tmp_path: Path) -> None:
                 await ws.send_message('42["x","' + "a" * 1000 + '"]')
                 with pytest.raises(ConnectionClosed) as info:
                     await ws_frames(ws, 1)
+                assert info.value.reason is not None
                 assert info.value.reason.code == 1009
             await wait_for(lambda: not sessions(ctx) and not socketio_clients(ctx))
 

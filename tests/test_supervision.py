@@ -25,7 +25,7 @@ import pytest
 import trio
 import trio.testing
 
-from agentwatch.supervisor import Pump, drain
+from agentwatch.capture import Pump, drain
 
 if TYPE_CHECKING:
     from conftest import CLI
@@ -83,11 +83,12 @@ def start(
 
 
 def wait_output(cli: CLI, journal: Path, text: str, timeout: float = 20) -> list[dict[str, Any]]:
-    return cli.wait_for(
+    got: list[dict[str, Any]] = cli.wait_for(
         lambda: text in outputs(events(journal)) and events(journal),
         timeout=timeout,
         what=f"output {text!r}",
     )
+    return got
 
 
 def wait_event(
@@ -97,7 +98,8 @@ def wait_event(
         evs = events(journal)
         return evs if len(of_type(evs, type_)) >= count else None
 
-    return cli.wait_for(found, timeout=timeout, what=f"{count} {type_} events")
+    got: list[dict[str, Any]] = cli.wait_for(found, timeout=timeout, what=f"{count} {type_} events")
+    return got
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
@@ -127,7 +129,8 @@ def agent_tree(cli: CLI, journal: Path, name: str, count: int) -> list[int]:
             return None
         return [pid, *kids] if len(kids) >= count else None
 
-    return cli.wait_for(found, what=f"{count} {name} processes")
+    pids: list[int] = cli.wait_for(found, what=f"{count} {name} processes")
+    return pids
 
 
 # ---------------------------------------------------------------------------
