@@ -43,6 +43,19 @@ PROCESS_TYPES: Final = frozenset(
     }
 )
 BROADCAST_TYPES: Final = frozenset({TASK_ASSIGNED, TASK_COMPLETED, SYSTEM_ALERT})
+# SPEC 1's types in its order (for --type checks, completion and help)
+EVENT_TYPES: Final = (
+    PROCESS_STARTED,
+    PROCESS_OUTPUT,
+    PROCESS_STOPPED,
+    PROCESS_ERROR,
+    PROCESS_WAITING,
+    PROCESS_RESUMED,
+    PROCESS_STATS,
+    TASK_ASSIGNED,
+    TASK_COMPLETED,
+    SYSTEM_ALERT,
+)
 
 _encode: Final = msgspec.json.Encoder().encode
 _decode_any: Final = msgspec.json.Decoder().decode
@@ -232,6 +245,7 @@ def single(
 
 __all__ = [
     "BROADCAST_TYPES",
+    "EVENT_TYPES",
     "PROCESS_TYPES",
     "EventBatch",
     "EventMeta",

@@ -23,18 +23,6 @@ if TYPE_CHECKING:
     from agentwatch.client import Server
 
 COMPLETE_TIMEOUT_S = 1.0  # shell completion asks the live run; a person is waiting
-EVENT_TYPES = (
-    "process-started",
-    "process-output",
-    "process-stopped",
-    "process-error",
-    "process-waiting",
-    "process-resumed",
-    "process-stats",
-    "task-assigned",
-    "task-completed",
-    "system-alert",
-)
 
 
 def complete_processes(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -16,7 +16,6 @@ import typer
 
 from agentwatch.cli import Command, app, options
 from agentwatch.cli.client_common import (
-    EVENT_TYPES,
     Printer,
     Processes,
     Since,
@@ -28,6 +27,8 @@ from agentwatch.cli.client_common import (
 )
 from agentwatch.client.discovery import EXIT_NOT_FOUND
 from agentwatch.errors import ClientError, ConfigError
+from agentwatch.events import EVENT_TYPES
+from agentwatch.publishable import CUSTOM_PREFIX
 
 if TYPE_CHECKING:
     from agentwatch.client import Server, Subscription
@@ -45,7 +46,8 @@ def event_types(values: list[str] | None) -> tuple[str, ...] | None:
         return None
     found = tuple(dict.fromkeys(t.strip() for v in values for t in v.split(",") if t.strip()))
     for t in found:
-        if t not in EVENT_TYPES and not (t.startswith("x-") and len(t) > 2):
+        custom = t.startswith(CUSTOM_PREFIX) and len(t) > len(CUSTOM_PREFIX)
+        if t not in EVENT_TYPES and not custom:
             raise ConfigError(
                 f"invalid --type {t!r}: use {', '.join(EVENT_TYPES)} or a custom x-... type"
             )
