@@ -129,6 +129,11 @@ class Screen:
         os.close(self.slave)
 
 
+def no_server_run(*args: str | os.PathLike[str]) -> tuple[str | os.PathLike[str], ...]:
+    """The argv of ``agentwatch run --no-server ARGS``."""
+    return ("run", "--no-server", *args)
+
+
 @contextlib.contextmanager
 def screen(cli: CLI, *args: str | os.PathLike[str], **kw: int) -> Any:
     s = Screen(cli, *args, **kw)
@@ -178,16 +183,7 @@ for line in sys.stdin:
 
 def test_ctrl_c_reaches_the_agent_and_twice_kills_it(cli: CLI) -> None:
     journal = cli.home / "events.jsonl"
-    args: tuple[str | os.PathLike[str], ...] = (
-        "run",
-        "--no-server",
-        "--journal",
-        journal,
-        "--grace",
-        "60",
-        "--",
-        *cli.py(TRAPS),
-    )
+    args = no_server_run("--journal", journal, "--grace", "60", "--", *cli.py(TRAPS))
     with screen(cli, *args) as s:
         pid = s.agent_pid()
         s.type(CTRL_C)
@@ -214,15 +210,7 @@ print("hello", name)
 @pytest.mark.parametrize("opts", [[], ["--quiet"]], ids=["echo", "quiet"])
 def test_the_agent_reads_the_keyboard(cli: CLI, opts: list[str]) -> None:
     journal = cli.home / "events.jsonl"
-    args: tuple[str | os.PathLike[str], ...] = (
-        "run",
-        "--no-server",
-        *opts,
-        "--journal",
-        journal,
-        "--",
-        *cli.py(ASKS),
-    )
+    args = no_server_run(*opts, "--journal", journal, "--", *cli.py(ASKS))
     with screen(cli, *args) as s:
         if not opts:
             s.wait_for("name? ")
@@ -245,15 +233,7 @@ print("hello", sys.stdin.readline().strip(), flush=True)
 
 def test_tty_is_one_pseudo_terminal_for_stdin_and_stdout(cli: CLI) -> None:
     journal = cli.home / "events.jsonl"
-    args: tuple[str | os.PathLike[str], ...] = (
-        "run",
-        "--no-server",
-        "--tty",
-        "--journal",
-        journal,
-        "--",
-        *cli.py(SAME_PTY),
-    )
+    args = no_server_run("--tty", "--journal", journal, "--", *cli.py(SAME_PTY))
     with screen(cli, *args) as s:
         s.wait_for("name? ")
         s.type(b"bob\r")
@@ -355,16 +335,7 @@ print("got", sys.stdin.readline().strip(), flush=True)
 
 def test_a_restarted_agent_gets_the_keyboard_too(cli: CLI) -> None:
     journal = cli.home / "events.jsonl"
-    args: tuple[str | os.PathLike[str], ...] = (
-        "run",
-        "--no-server",
-        "--journal",
-        journal,
-        "--restart",
-        "always",
-        "--backoff",
-        "0",
-    )
+    args = no_server_run("--journal", journal, "--restart", "always", "--backoff", "0")
     with screen(cli, *args, "--max-restarts", "1", "--", *cli.py(ECHOES)) as s:
         s.wait_for("ask")
         s.type(b"one\r")
