@@ -11,6 +11,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +208,15 @@ def talker_session(tmp_path: Path, go: Path) -> tuple[list[AgentSpec], SessionOp
     return [spec], quiet_options(tmp_path)
 
 
+@asynccontextmanager
+async def talker_run(tmp_path: Path, go: Path) -> AsyncIterator[Session]:
+    """A running talker session (60 s at most); it ends once ``go`` exists."""
+    specs, opts = talker_session(tmp_path, go)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            yield await nursery.start(run_session, specs, opts)
+
+
 def journal_of(tmp_path: Path, session: Session) -> list[dict[str, Any]]:
     return read_events(tmp_path / "runs" / session.run_id / "events.jsonl")
 
@@ -238,14 +249,11 @@ async def test_resume_after_disconnect_no_gap_no_duplicate(tmp_path: Path, trans
 async def test_filters_and_the_end_of_the_run(tmp_path: Path) -> None:
     go = tmp_path / "go"
     go.touch()
-    specs, opts = talker_session(tmp_path, go)
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            session: Session = await nursery.start(run_session, specs, opts)
-            server = Server(session.url or "", TOKEN)
-            sub = Subscription(("talker",), types=("process-output",), stream="stderr")
-            async with follow(server, sub) as events:
-                got = [e async for e in events]  # ends by itself with the run
+    async with talker_run(tmp_path, go) as session:
+        server = Server(session.url or "", TOKEN)
+        sub = Subscription(("talker",), types=("process-output",), stream="stderr")
+        async with follow(server, sub) as events:
+            got = [e async for e in events]  # ends by itself with the run
     assert [e["output"] for e in got] == [f"err {i}" for i in range(0, 600, 50)]
     assert {e["stream"] for e in got} == {"stderr"}
 
@@ -261,19 +269,16 @@ async def drain(server: Server, transport: str, on_event: Any = None) -> None:
 @pytest.mark.parametrize("transport", ["ws", "sse"])
 async def test_wrong_token_and_give_up(tmp_path: Path, transport: str) -> None:
     go = tmp_path / "go"
-    specs, opts = talker_session(tmp_path, go)
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            session: Session = await nursery.start(run_session, specs, opts)
-            url = session.url or ""
-            with pytest.raises(ClientError, match="unauthorized"):
-                await drain(Server(url, "wrong"), transport)
-            proxy = TcpProxy(int(url.rsplit(":", 1)[1]))
-            t0 = trio.current_time()
-            with pytest.raises(ClientError, match="lost the connection"):
-                await drain(Server(proxy.url, TOKEN), transport, proxy.close)
-            assert trio.current_time() - t0 < 30
-            go.touch()
+    async with talker_run(tmp_path, go) as session:
+        url = session.url or ""
+        with pytest.raises(ClientError, match="unauthorized"):
+            await drain(Server(url, "wrong"), transport)
+        proxy = TcpProxy(int(url.rsplit(":", 1)[1]))
+        t0 = trio.current_time()
+        with pytest.raises(ClientError, match="lost the connection"):
+            await drain(Server(proxy.url, TOKEN), transport, proxy.close)
+        assert trio.current_time() - t0 < 30
+        go.touch()
 
 
 def test_lazy_public_api() -> None:
@@ -424,36 +429,30 @@ async def test_server_stop_tells_a_client_without_everything_1001(tmp_path: Path
     ending with nothing (it used to get 1000).
     """
     go = tmp_path / "go"
-    specs, opts = talker_session(tmp_path, go)
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            session: Session = await nursery.start(run_session, specs, opts)
-            host, port = (session.url or "").removeprefix("http://").rsplit(":", 1)
-            headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
-            # our own TCP stream: trio-websocket leaves it open when the server closes
-            async with (
-                await trio.open_tcp_stream(host, int(port)) as stream,
-                trio.open_nursery() as ws_nursery,
-            ):
-                ws = await trio_websocket.wrap_client_stream(
-                    ws_nursery, stream, f"{host}:{port}", "/ws?batch=1", extra_headers=headers
-                )
-                go.touch()  # the run ends while this client has asked for nothing
-                with pytest.raises(trio_websocket.ConnectionClosed) as info:
-                    await read_until_closed(ws)
-                ws_nursery.cancel_scope.cancel()
-            assert info.value.reason is not None
-            assert info.value.reason.code == 1001
+    async with talker_run(tmp_path, go) as session:
+        host, port = (session.url or "").removeprefix("http://").rsplit(":", 1)
+        headers = [(b"authorization", f"Bearer {TOKEN}".encode())]
+        # our own TCP stream: trio-websocket leaves it open when the server closes
+        async with (
+            await trio.open_tcp_stream(host, int(port)) as stream,
+            trio.open_nursery() as ws_nursery,
+        ):
+            ws = await trio_websocket.wrap_client_stream(
+                ws_nursery, stream, f"{host}:{port}", "/ws?batch=1", extra_headers=headers
+            )
+            go.touch()  # the run ends while this client has asked for nothing
+            with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                await read_until_closed(ws)
+            ws_nursery.cancel_scope.cancel()
+        assert info.value.reason is not None
+        assert info.value.reason.code == 1001
 
 
 async def test_a_caught_up_client_is_told_1000_and_follow_ends(tmp_path: Path) -> None:
     go = tmp_path / "go"
     go.touch()
-    specs, opts = talker_session(tmp_path, go)
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            session: Session = await nursery.start(run_session, specs, opts)
-            server = Server(session.url or "", TOKEN)  # no discovery: only the server's word
-            async with follow(server, give_up_after=1.0) as events:
-                got = [e async for e in events]
+    async with talker_run(tmp_path, go) as session:
+        server = Server(session.url or "", TOKEN)  # no discovery: only the server's word
+        async with follow(server, give_up_after=1.0) as events:
+            got = [e async for e in events]
     assert got == journal_of(tmp_path, session)
