@@ -21,15 +21,16 @@ import trio
 import trio_websocket
 from conftest import py, read_events
 from net_support import TcpProxy, proxy_to
+from test_server_support import quiet_options
 
 import agentwatch
 from agentwatch.client import Server, Subscription, api, find_server, follow
 from agentwatch.client.discovery import live_runs, resolve_run_id
 from agentwatch.client.sse import stream_path
-from agentwatch.config import AgentSpec, ServerConfig
+from agentwatch.config import AgentSpec
 from agentwatch.errors import ClientError
 from agentwatch.paths import Discovery, write_discovery
-from agentwatch.runner import Echo, Session, SessionOptions, run_session
+from agentwatch.runner import Session, SessionOptions, run_session
 
 TOKEN = "client-test-token"
 
@@ -191,21 +192,9 @@ print("bye", flush=True)
 """
 
 
-def quiet_options(home: Path, **kw: Any) -> SessionOptions:
-    """A session with a server on TOKEN under ``home`` that prints nothing."""
-    return SessionOptions(
-        server=ServerConfig(token=TOKEN),
-        home=home,
-        echo=Echo.NONE,
-        quiet_server=True,
-        handle_signals=False,
-        **kw,
-    )
-
-
 def talker_session(tmp_path: Path, go: Path) -> tuple[list[AgentSpec], SessionOptions]:
     spec = AgentSpec("talker", (*py(TALKER), str(go)), stats_interval=0)
-    return [spec], quiet_options(tmp_path)
+    return [spec], quiet_options(tmp_path, TOKEN)
 
 
 @asynccontextmanager
@@ -386,7 +375,7 @@ QUICK = "print('hello'); print('bye')"
 
 def quick_session(tmp_path: Path, **kw: Any) -> tuple[list[AgentSpec], SessionOptions]:
     spec = AgentSpec("quick", tuple(py(QUICK)), stats_interval=0)
-    return [spec], quiet_options(tmp_path, **kw)
+    return [spec], quiet_options(tmp_path, TOKEN, **kw)
 
 
 async def test_follow_session_has_every_event_of_a_short_run(tmp_path: Path) -> None:

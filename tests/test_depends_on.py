@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import trio
 from conftest import py, read_events
-from test_server_support import TOKEN, request, wait_for
+from test_server_support import TOKEN, quiet_options, request, wait_for
 
 import agentwatch
-from agentwatch.config import AgentSpec, DependencyCondition, ServerConfig, StdinMode
+from agentwatch.config import AgentSpec, DependencyCondition, StdinMode
 from agentwatch.errors import ConfigError
-from agentwatch.runner import Echo, Session, SessionOptions, run_session
+from agentwatch.runner import Session, SessionOptions, run_session
 from agentwatch.supervisor import ManagedProcess, ProcState
 
 WAIT_FOR = """
@@ -62,13 +62,7 @@ def test_spec_takes_names_or_conditions() -> None:
 
 
 def options(tmp_path: Path) -> SessionOptions:
-    return SessionOptions(
-        server=ServerConfig(token=TOKEN),
-        home=tmp_path,
-        echo=Echo.NONE,
-        quiet_server=True,
-        handle_signals=False,
-    )
+    return quiet_options(tmp_path, TOKEN)
 
 
 def journal_of(tmp_path: Path, session: Session) -> list[dict[str, Any]]:

@@ -26,12 +26,27 @@ from agentwatch.config import ServerConfig
 from agentwatch.hub import Hub
 from agentwatch.journal import Journal
 from agentwatch.proto.sse import SSEMessage, SSEParser
+from agentwatch.runner import Echo, SessionOptions
 from agentwatch.server import serve
 from agentwatch.server.context import ServerContext
 from agentwatch.server.limits import Limits
 from agentwatch.supervisor import Supervisor
 
 TOKEN = "s3cret-token"
+
+
+def quiet_options(home: Path, token: str, **kw: Any) -> SessionOptions:
+    """Options of a run_session with a server on ``token`` under ``home`` that prints nothing."""
+    return SessionOptions(
+        server=ServerConfig(token=token),
+        home=home,
+        echo=Echo.NONE,
+        quiet_server=True,
+        handle_signals=False,
+        **kw,
+    )
+
+
 AUTH = [("authorization", f"Bearer {TOKEN}")]
 
 
