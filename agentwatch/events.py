@@ -31,18 +31,6 @@ TASK_ASSIGNED: Final = "task-assigned"
 TASK_COMPLETED: Final = "task-completed"
 SYSTEM_ALERT: Final = "system-alert"
 
-PROCESS_TYPES: Final = frozenset(
-    {
-        PROCESS_STARTED,
-        PROCESS_OUTPUT,
-        PROCESS_STOPPED,
-        PROCESS_ERROR,
-        PROCESS_WAITING,
-        PROCESS_RESUMED,
-        PROCESS_STATS,
-    }
-)
-BROADCAST_TYPES: Final = frozenset({TASK_ASSIGNED, TASK_COMPLETED, SYSTEM_ALERT})
 # SPEC 1's types in its order (for --type checks, completion and help)
 EVENT_TYPES: Final = (
     PROCESS_STARTED,
@@ -56,6 +44,8 @@ EVENT_TYPES: Final = (
     TASK_COMPLETED,
     SYSTEM_ALERT,
 )
+PROCESS_TYPES: Final = frozenset(t for t in EVENT_TYPES if t.startswith("process-"))
+BROADCAST_TYPES: Final = frozenset({TASK_ASSIGNED, TASK_COMPLETED, SYSTEM_ALERT})
 
 _encode: Final = msgspec.json.Encoder().encode
 _decode_any: Final = msgspec.json.Decoder().decode
