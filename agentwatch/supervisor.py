@@ -467,7 +467,9 @@ class Supervisor:
             if self.log is not None:
                 self.log(f"{proc.name}: {exc}")
             proc.last_seq = self.hub.publish(
-                PROCESS_ERROR, proc.name, {"error": str(exc), "kind": "spawn-failed"}
+                PROCESS_ERROR,
+                proc.name,
+                {"error": str(exc), "kind": "spawn-failed", "exitStatus": exc.exit_code},
             )
             return None
         if self.watchdog is not None:

@@ -102,7 +102,11 @@ SPEC_FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "durationMs": ((int,), True),
         "willRestart": ((bool,), True),
     },
-    "process-error": {"error": ((str,), True), "kind": ((str,), True)},
+    "process-error": {
+        "error": ((str,), True),
+        "kind": ((str,), True),
+        "exitStatus": ((int,), False),  # spawn-failed: 126 or 127, the status `run` gives
+    },
     "process-waiting": {},
     "process-resumed": {},
     "process-stats": {

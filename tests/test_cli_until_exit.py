@@ -35,8 +35,10 @@ def test_status_of_a_finished_process_from_its_journal(cli: CLI) -> None:
     [
         (["sh", "-c", "kill -9 $$"], 128 + 9),
         (["/nonexistent/agent"], 127),
+        (["/etc/passwd/agent"], 127),  # "cannot execute ...: Not a directory" is still 127
+        (["/etc/passwd"], 126),  # not executable
     ],
-    ids=["signal", "not-found"],
+    ids=["signal", "not-found", "not-a-directory", "not-executable"],
 )
 def test_recorded_status_follows_the_run_rule(cli: CLI, command: list[str], status: int) -> None:
     res = cli.run("run", "-q", "--no-server", "--name", "q", "--", *command)
