@@ -451,7 +451,7 @@ async def test_processes_and_control_routes(tmp_path: Path) -> None:
         name="agent",
         command=(sys.executable, "-u", "-c", code),
         stdin=StdinMode.DEVNULL,
-        grace=0.5,
+        grace=3,  # it ignores SIGTERM: long enough to see it `stopping` on a loaded machine
         stats_interval=0,
     )
     with trio.fail_after(30):
