@@ -27,8 +27,8 @@ for i in range({LINES}):
     out = sys.stdout if i % 2 == 0 else sys.stderr
     out.write(("out" if i % 2 == 0 else "err") + " %d\\n" % i)
     out.flush()
-    time.sleep(0.01)
-"""
+    time.sleep(0.02)  # SPEC 5 promises order beyond 5 ms on a machine not starved of CPU;
+"""  # the suite's own load on 2 cores inverted one pair in 150 at 10 ms, once in four runs
 EXPECTED = [("out" if i % 2 == 0 else "err") + f" {i}" for i in range(LINES)]
 
 
