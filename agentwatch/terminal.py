@@ -134,7 +134,6 @@ class Console:
         self._pty: _Pty | None = None
         self._attached: trio.Event | None = None
         self._screens: trio.MemorySendChannel[_Pty] | None = None
-        self._keys: trio.MemorySendChannel[bytes] | None = None
 
     def pty_settings(self) -> PtySettings | None:
         """Settings for an agent's new pty; None when nothing would relay it."""
@@ -160,17 +159,6 @@ class Console:
             except (trio.WouldBlock, trio.ClosedResourceError):
                 pass  # cannot happen while relaying: one pty per spawn, taken at once
 
-    def send_input(self, data: bytes) -> bool:
-        """Type ``data`` to the agent as if from the keyboard, never counted as Ctrl-C
-        (SPEC 11's input API); False when nothing relays or the agent reads no keys."""
-        if self._keys is None:
-            return False
-        try:
-            self._keys.send_nowait(data)
-        except (trio.WouldBlock, trio.ClosedResourceError):
-            return False
-        return True
-
     def resize(self) -> None:
         """Give the agent's pty our window size (on SIGWINCH)."""
         pty = self._pty
@@ -192,7 +180,6 @@ class Console:
         keys_send, keys_receive = trio.open_memory_channel[bytes](KEY_CHUNKS_BUFFERED)
         screens_send, screens_receive = trio.open_memory_channel[_Pty](PTYS_BUFFERED)
         self._saved, self._screens, self._attached = saved, screens_send, trio.Event()
-        self._keys = keys_send
         try:
             termios.tcsetattr(self.fd, termios.TCSANOW, _raw(saved))
             async with trio.open_nursery() as nursery:
@@ -205,7 +192,7 @@ class Console:
         finally:
             with contextlib.suppress(termios.error):
                 termios.tcsetattr(self.fd, termios.TCSANOW, saved)
-            self._saved = self._screens = self._attached = self._keys = None
+            self._saved = self._screens = self._attached = None
             self._retire()
 
     def _retire(self) -> None:
