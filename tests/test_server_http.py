@@ -492,6 +492,8 @@ async def test_processes_and_control_routes(tmp_path: Path) -> None:
                     proc.restarts == 1 and proc.pid != first_pid and proc.state is ProcState.RUNNING
                 )
             )
+            # its SIGTERM handler is in place once it printed "ready" again
+            await wait_for(lambda: proc.lines["stdout"] >= 3)
             assert (await request(ctx, "POST", path + "stop")).status == 202
             assert proc.state is ProcState.STOPPING
             resp = await request(ctx, "POST", path + "restart")
